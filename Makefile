@@ -1,0 +1,37 @@
+# hydrolink: every target sets itself up on a fresh machine (a .venv with pinned tools).
+PY      := .venv/bin/python
+STAMP   := .venv/.installed
+SHELL   := /bin/bash
+
+.PHONY: setup test test-fast demo bench lint vectors clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m 'not slow' -x
+
+demo: $(STAMP)
+	.venv/bin/hydrolink demo
+
+bench: $(STAMP)
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+lint: $(STAMP)
+	.venv/bin/ruff check host_tools protocol sim tests bench
+	.venv/bin/mypy host_tools protocol sim
+	$(PY) tools/check_firmware.py
+
+vectors: $(STAMP)
+	$(PY) -m protocol.make_vectors
+
+clean:
+	rm -rf .venv build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
