@@ -1,0 +1,725 @@
+"""Host codec for hydrolink frames v1 (SPEC.md): encode, deframe, verify, decode.
+
+Sans-IO: nothing here reads or writes a port. The gateway, the CLI and the tests
+feed bytes to a :class:`Deframer` and pass the raw frames to :func:`decode_frame`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import io
+import struct
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from hashlib import sha256
+from typing import Any
+
+import cbor2
+import crcmod.predefined
+from cobs import cobs
+
+from protocol.elements import NO_VALUE
+from protocol.errors import (
+    BadCrc,
+    BadTag,
+    FrameError,
+    Malformed,
+    Oversize,
+    Replay,
+    Truncated,
+    UnknownVersion,
+)
+
+VERSION = 1
+HEADER = struct.Struct(">BIII")
+HEADER_SIZE = 13
+TAG_SIZE = 8
+CRC_SIZE = 4
+MIN_FRAME = HEADER_SIZE + 1 + TAG_SIZE + CRC_SIZE  # 26
+MAX_FRAME = 1024
+MAX_WIRE = MAX_FRAME + (MAX_FRAME + 253) // 254  # 1029: COBS of the largest frame
+EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
+EPOCH_UNIX = 1_704_067_200
+REPLAY_WINDOW = 4096
+
+DATA, ALARM, STATUS, TEST, RESULT, ACK, COMMAND = 1, 2, 3, 4, 5, 8, 9
+TYPE_NAMES = {
+    DATA: "data", ALARM: "alarm", STATUS: "status", TEST: "test",
+    RESULT: "result", ACK: "ack", COMMAND: "command",
+}
+TYPE_IDS = {name: t for t, name in TYPE_NAMES.items()}
+REPORT_TYPES = frozenset((DATA, ALARM, TEST))
+UPLINK_TYPES = frozenset((DATA, ALARM, STATUS, TEST, RESULT))
+
+_crc32 = crcmod.predefined.mkCrcFun("crc-32")
+_INT32 = (-(2**31), 2**31 - 1)
+
+STATUS_KEYS = {
+    "battery_mv": 1, "temperature": 2, "firmware": 3, "uptime": 4, "reset_cause": 5,
+    "queue_depth": 6, "oldest_unacked": 7, "free_heap": 8, "free_flash": 9,
+    "clock_offset": 10, "counters": 11, "flags": 12,
+}
+STATUS_NAMES = {k: name for name, k in STATUS_KEYS.items()}
+
+
+# ---------------------------------------------------------------- data model
+
+
+@dataclass(frozen=True)
+class Series:
+    """Values of one element at a fixed interval; ``start`` is the first value's time."""
+
+    element: int
+    interval: int
+    start: int
+    values: tuple[int | None, ...]
+    quality: tuple[int, ...]
+
+    def times(self) -> range:
+        """Hydrolink time of each value."""
+        return range(self.start, self.start + self.interval * len(self.values), self.interval)
+
+
+@dataclass(frozen=True)
+class Alarm:
+    kind: int
+    state: int
+    value: int
+    threshold: int
+    window: int | None = None
+
+
+@dataclass(frozen=True)
+class Report:
+    """Body of ``data``, ``alarm`` and ``test`` frames."""
+
+    series: tuple[Series, ...] = ()
+    dropped: int = 0
+    alarms: tuple[Alarm, ...] = ()
+    flags: int = 0
+
+
+@dataclass(frozen=True)
+class Status:
+    """Body of ``status`` frames: only the fields the station sent (SPEC §8)."""
+
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Command:
+    id: int
+    op: int
+    args: Any = None  # None: no arguments on the wire
+
+
+@dataclass(frozen=True)
+class Result:
+    id: int
+    code: int
+    detail: Any = None  # None: no detail on the wire
+
+
+@dataclass(frozen=True)
+class Ack:
+    acks: tuple[int, ...]
+    commands: tuple[Command, ...] = ()
+
+
+@dataclass(frozen=True)
+class Commands:
+    commands: tuple[Command, ...]
+
+
+@dataclass(frozen=True)
+class Results:
+    results: tuple[Result, ...]
+
+
+Body = Report | Status | Ack | Commands | Results
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A verified, decoded frame. ``raw`` is the frame as received (no COBS)."""
+
+    type: int
+    station: int
+    seq: int
+    time: int
+    body: Body
+    raw: bytes = b""
+
+    @property
+    def type_name(self) -> str:
+        return TYPE_NAMES[self.type]
+
+
+def to_datetime(t: int) -> datetime:
+    """Hydrolink seconds to an aware UTC datetime."""
+    return EPOCH + timedelta(seconds=t)
+
+
+def from_datetime(d: datetime) -> int:
+    """Aware datetime to hydrolink seconds."""
+    return int((d - EPOCH).total_seconds())
+
+
+# ---------------------------------------------------------------- values (SPEC §5.2)
+
+
+def _zz(v: int) -> int:
+    return v << 1 if v >= 0 else (-v << 1) - 1
+
+
+def _unzz(z: int) -> int:
+    return z >> 1 if not z & 1 else -((z + 1) >> 1)
+
+
+def _varint(out: bytearray, n: int) -> None:
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+
+
+def fill_no_value(values: tuple[int | None, ...] | list[int | None]) -> list[int]:
+    """Slots without a value carry the previous value (leading ones: the first value)."""
+    first = next((v for v in values if v is not None), 0)
+    out: list[int] = []
+    prev = first
+    for v in values:
+        prev = prev if v is None else v
+        out.append(prev)
+    return out
+
+
+def encode_values(values: list[int]) -> bytes:
+    """Zigzag first value, then even tokens for deltas and odd tokens for zero runs."""
+    out = bytearray()
+    if not values:
+        return b""
+    _varint(out, _zz(values[0]))
+    run = 0
+    for prev, v in zip(values, values[1:], strict=False):
+        d = v - prev
+        if d == 0:
+            run += 1
+            continue
+        if run:
+            _varint(out, ((run - 1) << 1) | 1)
+            run = 0
+        _varint(out, _zz(d) << 1)
+    if run:
+        _varint(out, ((run - 1) << 1) | 1)
+    return bytes(out)
+
+
+def decode_values(data: bytes) -> list[int]:
+    """Inverse of :func:`encode_values`; ``Malformed`` on bad varints or int32 overflow."""
+    values: list[int] = []
+    pos, end = 0, len(data)
+    while pos < end:
+        n = shift = 0
+        while True:
+            if pos >= end:
+                raise Malformed("values end inside a varint")
+            b = data[pos]
+            pos += 1
+            n |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                break
+            if shift >= 35:
+                raise Malformed("values varint longer than 5 bytes")
+        if not values:
+            values.append(_unzz(n))
+        elif n & 1:
+            values.extend([values[-1]] * ((n >> 1) + 1))
+        else:
+            values.append(values[-1] + _unzz(n >> 1))
+        if not _INT32[0] <= values[-1] <= _INT32[1]:
+            raise Malformed("value outside int32")
+    return values
+
+
+def quality_runs(quality: tuple[int, ...] | list[int]) -> list[int]:
+    """Per-value codes to the flat ``[start, count, code, ...]`` runs of SPEC §5.3."""
+    runs: list[int] = []
+    i = 0
+    while i < len(quality):
+        code = quality[i]
+        j = i
+        while j < len(quality) and quality[j] == code:
+            j += 1
+        if code:
+            runs += [i, j - i, code]
+        i = j
+    return runs
+
+
+def _expand_quality(runs: Any, n: int) -> list[int]:
+    if not isinstance(runs, list) or not runs or len(runs) % 3:
+        raise Malformed("quality must be a non-empty list of start, count, code triples")
+    quality = [0] * n
+    pos = 0
+    prev_end, prev_code = -1, -1
+    for k in range(0, len(runs), 3):
+        start, count, code = runs[k : k + 3]
+        if not all(type(x) is int for x in (start, count, code)):
+            raise Malformed("quality run fields must be integers")
+        if not 1 <= code <= 6:
+            raise Malformed(f"quality code {code} is not 1..6")
+        if start < pos or count < 1 or start + count > n:
+            raise Malformed("quality runs overlap, are out of order or leave the series")
+        if start == prev_end and code == prev_code:
+            raise Malformed("adjacent quality runs with the same code are not merged")
+        quality[start : start + count] = [code] * count
+        pos = prev_end = start + count
+        prev_code = code
+    return quality
+
+
+# ---------------------------------------------------------------- bodies to CBOR
+
+
+def _det(obj: Any) -> Any:
+    """Order text-keyed maps by their encoded keys, recursively (RFC 8949 §4.2.1)."""
+    if isinstance(obj, dict):
+        items = [(cbor2.dumps(k), k, _det(v)) for k, v in obj.items()]
+        return {k: v for _, k, v in sorted(items, key=lambda i: i[0])}
+    if isinstance(obj, list | tuple):
+        return [_det(v) for v in obj]
+    return obj
+
+
+def _series_item(s: Series, time: int) -> list[Any]:
+    if len(s.quality) != len(s.values):
+        raise ValueError("one quality code per value")
+    if s.interval < 1 or s.start % s.interval:
+        raise ValueError(f"series start {s.start} is not a multiple of its interval {s.interval}")
+    for v, q in zip(s.values, s.quality, strict=True):
+        if (v is None) != (q in NO_VALUE):
+            raise ValueError("values must be None exactly where quality is missing or fault")
+    mark = time - time % s.interval
+    item: list[Any] = [
+        s.element, s.interval, (mark - s.start) // s.interval, encode_values(fill_no_value(s.values))
+    ]
+    runs = quality_runs(s.quality)
+    if runs:
+        item.append(runs)
+    return item
+
+
+def body_item(frame_type: int, body: Body, time: int) -> Any:
+    """The CBOR item of a body, keys in deterministic order."""
+    if isinstance(body, Report):
+        if frame_type not in REPORT_TYPES:
+            raise ValueError("report body needs a data, alarm or test frame")
+        if frame_type == ALARM and not body.alarms:
+            raise ValueError("an alarm frame needs at least one alarm")
+        out: dict[int, Any] = {1: [_series_item(s, time) for s in body.series]}
+        if body.dropped:
+            out[2] = body.dropped
+        if body.alarms:
+            out[3] = [
+                [a.kind, a.state, a.value, a.threshold] + ([] if a.window is None else [a.window])
+                for a in body.alarms
+            ]
+        if body.flags:
+            out[4] = body.flags
+        return out
+    if isinstance(body, Status):
+        fields = {STATUS_KEYS[name]: value for name, value in body.fields.items()}
+        if 11 in fields:
+            fields[11] = {int(k): v for k, v in sorted(fields[11].items(), key=lambda i: int(i[0]))}
+        return {k: fields[k] for k in sorted(fields)}
+    if isinstance(body, Ack):
+        ack: dict[int, Any] = {1: list(body.acks)}
+        if body.commands:
+            ack[2] = [_command_item(c) for c in body.commands]
+        return ack
+    if isinstance(body, Commands):
+        return {2: [_command_item(c) for c in body.commands]}
+    return {1: [[r.id, r.code] + ([] if r.detail is None else [_det(r.detail)]) for r in body.results]}
+
+
+def _command_item(c: Command) -> list[Any]:
+    return [c.id, c.op] + ([] if c.args is None else [_det(c.args)])
+
+
+# ---------------------------------------------------------------- frames
+
+
+def tag(key: bytes, signed: bytes) -> bytes:
+    """Truncated HMAC-SHA256 over header and body."""
+    return hmac.digest(key, signed, sha256)[:TAG_SIZE]
+
+
+def encode_frame(frame_type: int, station: int, seq: int, time: int, body: Body, key: bytes) -> bytes:
+    """Build one raw frame (no COBS). ``ValueError`` if the frame would break the spec."""
+    if frame_type not in TYPE_NAMES:
+        raise ValueError(f"unknown frame type {frame_type}")
+    for name, v in (("station", station), ("seq", seq), ("time", time)):
+        if not 0 <= v < 2**32:
+            raise ValueError(f"{name} {v} does not fit 32 bits")
+    if station == 0:
+        raise ValueError("station id 0 is invalid")
+    signed = HEADER.pack((VERSION << 4) | frame_type, station, seq, time) + cbor2.dumps(
+        body_item(frame_type, body, time)
+    )
+    raw = signed + tag(key, signed)
+    raw += struct.pack(">I", _crc32(raw))
+    if len(raw) > MAX_FRAME:
+        raise ValueError(f"frame of {len(raw)} bytes exceeds MAX_FRAME {MAX_FRAME}")
+    return raw
+
+
+def wrap(raw: bytes) -> bytes:
+    """COBS-encode a raw frame and append the 0x00 delimiter: the bytes on the wire."""
+    return bytes(cobs.encode(raw)) + b"\x00"
+
+
+def check_raw(raw: bytes) -> tuple[int, int, int, int]:
+    """Steps 2-6 of SPEC §9 (no key needed): returns type, station, seq, time."""
+    if len(raw) < MIN_FRAME:
+        raise Truncated(f"frame of {len(raw)} bytes is shorter than {MIN_FRAME}")
+    if len(raw) > MAX_FRAME:
+        raise Oversize(f"frame of {len(raw)} bytes is longer than {MAX_FRAME}")
+    got = int.from_bytes(raw[-CRC_SIZE:], "big")
+    want = _crc32(raw[:-CRC_SIZE])
+    if got != want:
+        raise BadCrc(f"CRC {got:08x} != computed {want:08x}")
+    vt, station, seq, time = HEADER.unpack_from(raw)
+    if vt >> 4 != VERSION:
+        raise UnknownVersion(f"protocol version {vt >> 4}, this codec speaks {VERSION}")
+    if vt & 0x0F not in TYPE_NAMES:
+        raise Malformed(f"unknown frame type {vt & 0x0F}")
+    if station == 0:
+        raise Malformed("station id 0")
+    return vt & 0x0F, station, seq, time
+
+
+def decode_frame(raw: bytes, keys: Mapping[int, bytes]) -> Frame:
+    """Verify and decode one raw frame (SPEC §9 steps 2-8). Raises a ``FrameError``."""
+    frame_type, station, seq, time = check_raw(raw)
+    key = keys.get(station)
+    if key is None:
+        raise BadTag(f"unknown station {station}: no key")
+    signed = raw[: -(TAG_SIZE + CRC_SIZE)]
+    if not hmac.compare_digest(tag(key, signed), raw[-(TAG_SIZE + CRC_SIZE) : -CRC_SIZE]):
+        raise BadTag(f"station {station} seq {seq}: tag does not match (forged or altered)")
+    body = decode_body(frame_type, raw[HEADER_SIZE : -(TAG_SIZE + CRC_SIZE)], time)
+    return Frame(frame_type, station, seq, time, body, bytes(raw))
+
+
+_ALLOWED = (int, bytes, str, list, dict, bool, float, type(None))
+
+
+def _load_body(data: bytes) -> Any:
+    fp = io.BytesIO(data)
+    try:
+        item = cbor2.CBORDecoder(fp).decode()
+    except Exception as e:  # cbor2 raises several kinds; all mean the same here
+        raise Malformed(f"body is not CBOR: {e}") from None
+    if fp.tell() != len(data):
+        raise Malformed(f"{len(data) - fp.tell()} bytes after the body")
+    _check_types(item)
+    # Deterministic encoding is what the board emits and the board checks, so the host
+    # checks it too: shortest ints, definite lengths, sorted unique keys, float64 only.
+    if cbor2.dumps(item) != data:
+        raise Malformed("body is not in the deterministic encoding of SPEC §4")
+    return item
+
+
+def _check_types(item: Any) -> None:
+    if not isinstance(item, _ALLOWED):
+        raise Malformed(f"CBOR {type(item).__name__} is outside the subset of SPEC §4")
+    if isinstance(item, list):
+        for v in item:
+            _check_types(v)
+    elif isinstance(item, dict):
+        kinds = {type(k) for k in item}
+        if not (kinds <= {int} or kinds <= {str}) or any(isinstance(k, int) and k < 0 for k in item):
+            raise Malformed("map keys must be all unsigned integers or all text")
+        encoded = [cbor2.dumps(k) for k in item]
+        if encoded != sorted(encoded):
+            raise Malformed("map keys are not in ascending order of their encodings")
+        for v in item.values():
+            _check_types(v)
+    elif isinstance(item, int) and not -(2**63) <= item < 2**64:
+        raise Malformed("integer outside 64 bits")
+
+
+def _uint(v: Any, what: str) -> int:
+    if type(v) is not int or v < 0:
+        raise Malformed(f"{what} must be an unsigned integer")
+    return v
+
+
+def _int(v: Any, what: str) -> int:
+    if type(v) is not int:
+        raise Malformed(f"{what} must be an integer")
+    return v
+
+
+def _list(v: Any, what: str, nonempty: bool = False) -> list[Any]:
+    if not isinstance(v, list) or (nonempty and not v):
+        raise Malformed(f"{what} must be a{' non-empty' if nonempty else 'n'} array")
+    return v
+
+
+def _series(item: Any, time: int) -> Series:
+    if not isinstance(item, list) or len(item) not in (4, 5):
+        raise Malformed("series must be [element, interval, offset, values, ?quality]")
+    element = _uint(item[0], "series element")
+    interval = _uint(item[1], "series interval")
+    if not 1 <= interval <= 86400 * 31:
+        raise Malformed(f"series interval {interval} is not 1 .. 2678400 s")
+    offset = _int(item[2], "series offset")
+    if not isinstance(item[3], bytes):
+        raise Malformed("series values must be a byte string")
+    raw_values = decode_values(item[3])
+    quality = _expand_quality(item[4], len(raw_values)) if len(item) == 5 else [0] * len(raw_values)
+    values = tuple(None if q in NO_VALUE else v for v, q in zip(raw_values, quality, strict=True))
+    start = time - time % interval - offset * interval
+    return Series(element, interval, start, values, tuple(quality))
+
+
+def _alarm(item: Any) -> Alarm:
+    if not isinstance(item, list) or len(item) not in (4, 5):
+        raise Malformed("alarm must be [kind, state, value, threshold, ?window]")
+    kind, state = _uint(item[0], "alarm kind"), _uint(item[1], "alarm state")
+    if not 1 <= kind <= 5 or state > 2:
+        raise Malformed(f"alarm kind {kind} / state {state} undefined")
+    window = _uint(item[4], "alarm window") if len(item) == 5 else None
+    return Alarm(kind, state, _int(item[2], "alarm value"), _int(item[3], "alarm threshold"), window)
+
+
+def _command(item: Any) -> Command:
+    if not isinstance(item, list) or len(item) not in (2, 3):
+        raise Malformed("command must be [id, op, ?args]")
+    if len(item) == 3 and item[2] is None:
+        raise Malformed("command args must be absent rather than null")
+    return Command(_uint(item[0], "command id"), _uint(item[1], "command op"),
+                   item[2] if len(item) == 3 else None)
+
+
+def _result(item: Any) -> Result:
+    if not isinstance(item, list) or len(item) not in (2, 3):
+        raise Malformed("result must be [id, code, ?detail]")
+    code = _uint(item[1], "result code")
+    if code > 4:
+        raise Malformed(f"result code {code} undefined")
+    if len(item) == 3 and item[2] is None:
+        raise Malformed("result detail must be absent rather than null")
+    return Result(_uint(item[0], "result id"), code, item[2] if len(item) == 3 else None)
+
+
+_STATUS_TYPES: dict[int, tuple[type, bool]] = {  # key: (type, unsigned)
+    1: (int, False), 2: (int, False), 3: (str, False), 4: (int, True), 5: (int, True),
+    6: (int, True), 7: (int, True), 8: (int, True), 9: (int, True), 10: (int, False),
+    11: (dict, False), 12: (int, True),
+}
+
+
+def decode_body(frame_type: int, data: bytes, time: int) -> Body:
+    """Parse and validate a body against its frame type's schema."""
+    item = _load_body(data)
+    if not isinstance(item, dict) or (item and not isinstance(next(iter(item)), int)):
+        raise Malformed("body must be a map with integer keys")
+    if frame_type in REPORT_TYPES:
+        if 1 not in item:
+            raise Malformed("report without series (key 1)")
+        alarms = tuple(_alarm(a) for a in _list(item.get(3, []), "alarms"))
+        if 3 in item and not alarms:
+            raise Malformed("alarms (key 3) present but empty")
+        if frame_type == ALARM and not alarms:
+            raise Malformed("alarm frame without alarms (key 3)")
+        return Report(
+            tuple(_series(s, time) for s in _list(item[1], "series")),
+            _uint(item.get(2, 0), "dropped"), alarms, _uint(item.get(4, 0), "flags"),
+        )
+    if frame_type == STATUS:
+        fields: dict[str, Any] = {}
+        for k, (typ, unsigned) in _STATUS_TYPES.items():
+            if k not in item:
+                continue
+            v = item[k]
+            if type(v) is not typ or (unsigned and v < 0):
+                raise Malformed(f"status field {STATUS_NAMES[k]} has the wrong type")
+            if k == 11:
+                if not all(type(c) is int and type(n) is int and n >= 0 for c, n in v.items()):
+                    raise Malformed("status counters must map uint to uint")
+                v = {str(c): n for c, n in v.items()}
+            fields[STATUS_NAMES[k]] = v
+        return Status(fields)
+    if frame_type == ACK:
+        if 1 not in item:
+            raise Malformed("ack without acks (key 1)")
+        acks = tuple(_uint(s, "acked seq") for s in _list(item[1], "acks"))
+        commands = tuple(_command(c) for c in _list(item.get(2, [None]), "commands", True)) \
+            if 2 in item else ()
+        return Ack(acks, commands)
+    if frame_type == COMMAND:
+        return Commands(tuple(_command(c) for c in _list(item.get(2), "commands", True)))
+    return Results(tuple(_result(r) for r in _list(item.get(1), "results", True)))
+
+
+# ---------------------------------------------------------------- byte streams
+
+
+class Deframer:
+    """Splits a byte stream at 0x00 delimiters into raw frames (SPEC §2).
+
+    ``feed`` yields raw frames (bytes) and, in their place, ``FrameError`` instances
+    for COBS errors and over-long garbage. The buffer never exceeds ``MAX_WIRE``.
+    """
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._skipping = False
+
+    def feed(self, data: bytes) -> Iterator[bytes | FrameError]:
+        start = 0
+        while start < len(data):
+            end = data.find(b"\x00", start)
+            chunk = data[start:] if end < 0 else data[start:end]
+            if not self._skipping:
+                if len(self._buf) + len(chunk) > MAX_WIRE:
+                    self._buf.clear()
+                    self._skipping = True
+                    yield Oversize(f"no delimiter within {MAX_WIRE} bytes")
+                else:
+                    self._buf += chunk
+            if end < 0:
+                return
+            start = end + 1
+            if self._skipping:
+                self._skipping = False
+            elif self._buf:
+                encoded = bytes(self._buf)
+                self._buf.clear()
+                try:
+                    yield bytes(cobs.decode(encoded))
+                except cobs.DecodeError as e:
+                    yield Malformed(f"COBS: {e}")
+
+    @property
+    def buffered(self) -> int:
+        """Bytes waiting for a delimiter."""
+        return len(self._buf)
+
+
+class ReplayWindow:
+    """Per-station uplink replay rule of SPEC §6: duplicate, replay or new."""
+
+    def __init__(self, size: int = REPLAY_WINDOW) -> None:
+        self.size = size
+        self.highest: dict[int, int] = {}
+        self.seen: dict[int, set[int]] = {}
+
+    def check(self, station: int, seq: int) -> bool:
+        """True if new, False if a duplicate; raises ``Replay`` if older than the window."""
+        h = self.highest.get(station)
+        if h is not None and seq <= h - self.size:
+            raise Replay(f"station {station} seq {seq} is older than the window (highest {h})")
+        return seq not in self.seen.get(station, ())
+
+    def accept(self, station: int, seq: int) -> None:
+        """Record a seq as accepted (after it was durably stored)."""
+        h = max(self.highest.get(station, seq), seq)
+        self.highest[station] = h
+        seen = self.seen.setdefault(station, set())
+        seen.add(seq)
+        if len(seen) > self.size:
+            seen.difference_update({s for s in seen if s <= h - self.size})
+
+
+# ---------------------------------------------------------------- message JSON (SPEC §10.1)
+
+
+def frame_to_message(frame: Frame) -> dict[str, Any]:
+    """A frame as the JSON-able message of the vectors (scaled integers, hydrolink times)."""
+    b = frame.body
+    body: dict[str, Any]
+    if isinstance(b, Report):
+        body = {
+            "series": [
+                {"element": s.element, "interval": s.interval, "start": s.start,
+                 "values": list(s.values), "quality": list(s.quality)}
+                for s in b.series
+            ],
+            "dropped": b.dropped,
+            "alarms": [
+                {"kind": a.kind, "state": a.state, "value": a.value, "threshold": a.threshold}
+                | ({} if a.window is None else {"window": a.window})
+                for a in b.alarms
+            ],
+            "flags": b.flags,
+        }
+    elif isinstance(b, Status):
+        body = dict(b.fields)
+    elif isinstance(b, Ack):
+        body = {"acks": list(b.acks), "commands": [_command_msg(c) for c in b.commands]}
+    elif isinstance(b, Commands):
+        body = {"commands": [_command_msg(c) for c in b.commands]}
+    else:
+        body = {"results": [
+            {"id": r.id, "code": r.code} | ({} if r.detail is None else {"detail": r.detail})
+            for r in b.results
+        ]}
+    return {"type": frame.type_name, "station": frame.station, "seq": frame.seq,
+            "time": frame.time, "body": body}
+
+
+def _command_msg(c: Command) -> dict[str, Any]:
+    return {"id": c.id, "op": c.op} | ({} if c.args is None else {"args": c.args})
+
+
+def message_to_frame(msg: Mapping[str, Any]) -> Frame:
+    """Inverse of :func:`frame_to_message` (``raw`` left empty). ``ValueError`` on bad input."""
+    try:
+        frame_type = TYPE_IDS[msg["type"]]
+        b = msg["body"]
+        body: Body
+        if frame_type in REPORT_TYPES:
+            body = Report(
+                tuple(
+                    Series(int(s["element"]), int(s["interval"]), int(s["start"]),
+                           tuple(None if v is None else int(v) for v in s["values"]),
+                           tuple(int(q) for q in s.get("quality") or [0] * len(s["values"])))
+                    for s in b.get("series", [])
+                ),
+                int(b.get("dropped", 0)),
+                tuple(Alarm(int(a["kind"]), int(a["state"]), int(a["value"]),
+                            int(a["threshold"]), a.get("window")) for a in b.get("alarms", [])),
+                int(b.get("flags", 0)),
+            )
+        elif frame_type == STATUS:
+            unknown = set(b) - set(STATUS_KEYS)
+            if unknown:
+                raise ValueError(f"unknown status fields {sorted(unknown)}")
+            body = Status(dict(b))
+        elif frame_type == ACK:
+            body = Ack(tuple(int(s) for s in b["acks"]),
+                       tuple(_command_of(c) for c in b.get("commands", [])))
+        elif frame_type == COMMAND:
+            body = Commands(tuple(_command_of(c) for c in b["commands"]))
+        else:
+            body = Results(tuple(Result(int(r["id"]), int(r["code"]), r.get("detail"))
+                                 for r in b["results"]))
+        return Frame(frame_type, int(msg["station"]), int(msg["seq"]), int(msg["time"]), body)
+    except (KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"message is missing or has a bad field: {e}") from None
+
+
+def _command_of(c: Mapping[str, Any]) -> Command:
+    return Command(int(c["id"]), int(c["op"]), c.get("args"))
+
+
+def encode_message(msg: Mapping[str, Any], key: bytes) -> bytes:
+    """Encode a message JSON object to a raw frame."""
+    f = message_to_frame(msg)
+    return encode_frame(f.type, f.station, f.seq, f.time, f.body, key)
