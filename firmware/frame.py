@@ -1,0 +1,714 @@
+# hydrolink board frame layer (protocol/SPEC.md v1): 13-byte header, CBOR
+# body, HMAC-SHA256 tag (8 bytes), CRC-32; COBS byte stuffing and a
+# deframer; delta-coded values (§5.2) and quality runs (§5.3); encoders for
+# every frame type and a decoder that checks in the order of §9.
+#
+# Board body model (what the encoders take and decode() returns):
+#   report  (series, dropped, alarms, flags)
+#           series: (element, interval, start, values, quality)
+#             values: ints, None where quality is missing/fault
+#             quality: None (all good) or one code per value
+#           alarms: [kind, state, value, threshold(, window)]
+#   status  {key: value} with the integer keys of §8; counters {id: n}
+#   result  [[id, code(, detail)], ...]
+#   ack     (acks, commands); commands: [[id, op(, args)], ...]
+#   command commands
+# A frame is (type, station, seq, time, body).
+#
+# The report encoder is the board's hot path: it writes into the caller's
+# preallocated buffer (pass a memoryview over a bytearray) and allocates
+# only one memoryview slice and what hashlib needs for the HMAC
+# (2 hash objects + 2 digests: 448 B on the unix VM, see bench/codec_board.py).
+from micropython import const
+import binascii
+import hashlib
+import struct
+from cbor import FrameError, Malformed, Oversize, head, put, put_int
+from cbor import decode as cbor_decode
+
+VERSION = const(1)
+DATA = const(1)
+ALARM = const(2)
+STATUS = const(3)
+TEST = const(4)
+RESULT = const(5)
+ACK = const(8)
+COMMAND = const(9)
+
+HEADER = const(13)
+TAG_LEN = const(8)
+MIN_FRAME = const(26)
+MAX_FRAME = const(1024)
+MAX_WIRE = const(1029)  # COBS of MAX_FRAME; a wire buffer needs one more for the 0x00
+
+MISSING = const(3)
+FAULT = const(4)
+
+_MAX_INTERVAL = const(2678400)  # 31 days
+_MAX_VALUES = const(4096)  # per series on decode: a run token can claim 2^34 values
+_WINDOW = const(4096)
+_I32_MIN = const(-0x80000000)
+_I32_MAX = const(0x7FFFFFFF)
+_U32_MAX = const(0xFFFFFFFF)
+
+
+class Truncated(FrameError):
+    pass
+
+
+class BadCrc(FrameError):
+    pass
+
+
+class UnknownVersion(FrameError):
+    pass
+
+
+class BadTag(FrameError):
+    pass
+
+
+class Replay(FrameError):
+    pass
+
+
+# ---- HMAC-SHA256/64 ---------------------------------------------------------
+
+
+class Key:
+    # hashlib here has no copy(), so the pad blocks (not hash states) are
+    # what can be precomputed; the tag lands in one reused 8-byte buffer
+    def __init__(self, key):
+        if len(key) > 64:
+            key = hashlib.sha256(key).digest()
+        ip = bytearray(64)
+        op = bytearray(64)
+        for i in range(64):
+            k = key[i] if i < len(key) else 0
+            ip[i] = k ^ 0x36
+            op[i] = k ^ 0x5C
+        self._ip = ip
+        self._op = op
+        self.tag = bytearray(TAG_LEN)
+
+    def sign(self, data):
+        h = hashlib.sha256(self._ip)
+        h.update(data)
+        d = h.digest()
+        h = hashlib.sha256(self._op)
+        h.update(d)
+        d = h.digest()
+        t = self.tag
+        for i in range(TAG_LEN):
+            t[i] = d[i]
+        return t
+
+
+# ---- COBS --------------------------------------------------------------------
+
+
+def cobs_encode(src, n, dst, d=0):
+    # COBS of src[0:n] into dst at d; returns the end. A final 254-byte piece
+    # gets no empty piece after it (as PyPI cobs)
+    cp = d
+    d += 1
+    code = 1
+    for i in range(n):
+        c = src[i]
+        if c:
+            dst[d] = c
+            d += 1
+            code += 1
+            if code == 0xFF and i + 1 < n:
+                dst[cp] = code
+                cp = d
+                d += 1
+                code = 1
+        else:
+            dst[cp] = code
+            cp = d
+            d += 1
+            code = 1
+    dst[cp] = code
+    return d
+
+
+def cobs_decode(src, n, dst):
+    # inverse of cobs_encode over src[0:n] into dst; returns the length
+    i = 0
+    d = 0
+    while i < n:
+        code = src[i]
+        if code == 0:
+            raise Malformed("cobs zero")
+        i += 1
+        e = i + code - 1
+        if e > n:
+            raise Malformed("cobs code past end")
+        while i < e:
+            c = src[i]
+            if c == 0:
+                raise Malformed("cobs zero")
+            dst[d] = c
+            d += 1
+            i += 1
+        if code != 0xFF and i < n:
+            dst[d] = 0
+            d += 1
+    return d
+
+
+def wrap(raw, n, wire):
+    # wire bytes of a raw frame: COBS + the 0x00 delimiter; returns the length
+    d = cobs_encode(raw, n, wire)
+    wire[d] = 0
+    return d + 1
+
+
+class Deframer:
+    # Fed bytes in any chunking (SPEC §2). feed() is a generator of raw frames
+    # (bytes) and, in their place, FrameError instances; consume it fully,
+    # bytes after an abandoned yield are lost. The buffer stays <= MAX_WIRE.
+    def __init__(self):
+        self._buf = bytearray(MAX_WIRE)
+        self._out = bytearray(MAX_WIRE)
+        self._omv = memoryview(self._out)
+        self._n = 0
+        self._skip = False
+
+    def feed(self, data):
+        buf = self._buf
+        for c in data:
+            if c == 0:
+                if self._skip:
+                    self._skip = False
+                    continue
+                n = self._n
+                if n == 0:
+                    continue  # extra delimiters flush line noise
+                self._n = 0
+                try:
+                    m = cobs_decode(buf, n, self._out)
+                except Malformed as e:
+                    yield e
+                    continue
+                yield bytes(self._omv[:m])
+            elif self._skip:
+                continue
+            elif self._n == MAX_WIRE:
+                self._n = 0
+                self._skip = True
+                yield Oversize("no delimiter")
+            else:
+                buf[self._n] = c
+                self._n += 1
+
+    def buffered(self):
+        return self._n
+
+
+# ---- values (§5.2) and quality (§5.3) ---------------------------------------
+
+
+def _varint(buf, p, t):
+    while t > 0x7F:
+        buf[p] = (t & 0x7F) | 0x80
+        t >>= 7
+        p += 1
+    buf[p] = t
+    return p + 1
+
+
+def put_values(buf, p, vals, q, n):
+    # values of one series as a CBOR bstr at p. The bstr head is guessed to
+    # be one byte (n < 24 bytes, an hourly series) and moved up if not
+    s = p + 1
+    d = s
+    if n:
+        prev = 0  # leading no-value slots carry the first real value
+        for i in range(n):
+            if q is None or (q[i] != MISSING and q[i] != FAULT):
+                prev = vals[i]
+                break
+        run = 0
+        for i in range(n):
+            if q is None:
+                v = vals[i]
+            else:
+                c = q[i]
+                if c == MISSING or c == FAULT:
+                    v = prev
+                elif 0 <= c <= 6:
+                    v = vals[i]
+                else:
+                    raise ValueError("quality code")
+            if type(v) is not int or v < _I32_MIN or v > _I32_MAX:
+                raise ValueError("value")
+            if i == 0:
+                d = _varint(buf, d, (v << 1) if v >= 0 else ((-v << 1) - 1))
+            else:
+                dv = v - prev
+                if dv == 0:
+                    run += 1
+                else:
+                    if run:
+                        d = _varint(buf, d, (run << 1) - 1)  # one odd token per zero run
+                        run = 0
+                    d = _varint(buf, d, (dv << 2) if dv > 0 else ((-dv << 2) - 2))
+            prev = v
+        if run:
+            d = _varint(buf, d, (run << 1) - 1)
+    ln = d - s
+    if ln < 24:
+        buf[p] = 0x40 | ln
+        return d
+    sh = 1 if ln < 0x100 else 2
+    if d + sh > len(buf):
+        raise Oversize("buffer")
+    for i in range(d - 1, s - 1, -1):
+        buf[i + sh] = buf[i]
+    head(buf, p, 0x40, ln)
+    return d + sh
+
+
+def quality_runs(q, n):
+    # number of [start, count, code] runs for the non-good codes
+    runs = 0
+    prev = 0
+    for i in range(n):
+        c = q[i]
+        if c and c != prev:
+            runs += 1
+        prev = c
+    return runs
+
+
+def put_quality(buf, p, q, n, runs):
+    p = head(buf, p, 0x80, 3 * runs)
+    i = 0
+    while i < n:
+        c = q[i]
+        j = i + 1
+        while j < n and q[j] == c:
+            j += 1
+        if c:
+            p = head(buf, p, 0, i)
+            p = head(buf, p, 0, j - i)
+            p = head(buf, p, 0, c)
+        i = j
+    return p
+
+
+def decode_values(b):
+    # bstr -> list of ints. Like the host codec, non-canonical tokens (zero
+    # delta as an even token, split runs, padded varints) are accepted
+    out = []
+    n = len(b)
+    i = 0
+    v = 0
+    while i < n:
+        t = 0
+        sh = 0
+        while True:
+            if i >= n:
+                raise Malformed("values end in varint")
+            c = b[i]
+            i += 1
+            t |= (c & 0x7F) << sh
+            sh += 7
+            if not c & 0x80:
+                break
+            if sh >= 35:
+                raise Malformed("varint > 5 bytes")
+        if not out:
+            v = (t >> 1) if not t & 1 else -((t + 1) >> 1)
+            k = 1
+        elif t & 1:
+            k = (t >> 1) + 1
+        else:
+            t >>= 1
+            v += (t >> 1) if not t & 1 else -((t + 1) >> 1)
+            k = 1
+        if v < _I32_MIN or v > _I32_MAX:
+            raise Malformed("value outside int32")
+        if len(out) + k > _MAX_VALUES:
+            raise Malformed("too many values")
+        for _ in range(k):
+            out.append(v)
+    return out
+
+
+def _expand_quality(r, n):
+    # flat runs -> one code per value, checking §5.3
+    if type(r) is not list or not r or len(r) % 3:
+        raise Malformed("quality runs")
+    q = bytearray(n)
+    pos = 0
+    pend = -1
+    pcode = -1
+    for k in range(0, len(r), 3):
+        s = r[k]
+        cnt = r[k + 1]
+        c = r[k + 2]
+        if type(s) is not int or type(cnt) is not int or type(c) is not int:
+            raise Malformed("quality run")
+        if c < 1 or c > 6:
+            raise Malformed("quality code")
+        if s < pos or cnt < 1 or s + cnt > n:
+            raise Malformed("quality run order")
+        if s == pend and c == pcode:
+            raise Malformed("quality runs not merged")
+        for i in range(s, s + cnt):
+            q[i] = c
+        pos = pend = s + cnt
+        pcode = c
+    return q
+
+
+# ---- encoders ----------------------------------------------------------------
+
+
+def _header(buf, ft, station, seq, time):
+    if station < 1 or station > _U32_MAX:
+        raise ValueError("station")
+    if seq < 0 or seq > _U32_MAX or time < 0 or time > _U32_MAX:
+        raise ValueError("seq/time")
+    if len(buf) < MIN_FRAME:
+        raise Oversize("buffer")
+    buf[0] = (VERSION << 4) | ft
+    struct.pack_into(">III", buf, 1, station, seq, time)
+
+
+def _finish(buf, p, key):
+    # append tag and CRC to the body ending at p; returns the frame length
+    n = p + 12
+    if n > MAX_FRAME or n > len(buf):
+        raise Oversize("frame")
+    m = buf[:p] if type(buf) is memoryview else memoryview(buf)[:p]
+    t = key.sign(m)
+    for i in range(TAG_LEN):
+        buf[p + i] = t[i]
+    # CRC over header+body, then continued over the tag: one slice, not two
+    struct.pack_into(">I", buf, p + TAG_LEN, binascii.crc32(t, binascii.crc32(m)))
+    return n
+
+
+def _series(buf, p, time, s):
+    el, iv, start, vals, q = s
+    if type(el) is not int or el < 0:
+        raise ValueError("element")
+    if type(iv) is not int or iv < 1 or iv > _MAX_INTERVAL:
+        raise ValueError("interval")
+    k = time - time % iv - start
+    if k % iv:
+        raise ValueError("start off interval")
+    n = len(vals)
+    runs = 0
+    if q is not None:
+        if len(q) != n:
+            raise ValueError("quality length")
+        runs = quality_runs(q, n)
+    p = head(buf, p, 0x80, 5 if runs else 4)
+    p = put_int(buf, p, el)
+    p = put_int(buf, p, iv)
+    p = put_int(buf, p, k // iv)
+    p = put_values(buf, p, vals, q, n)
+    if runs:
+        p = put_quality(buf, p, q, n, runs)
+    return p
+
+
+def encode_report(buf, ft, station, seq, time, key, series, dropped=0, alarms=None, flags=0):
+    # raw frame into buf (a memoryview over a bytearray); returns its length
+    if ft != DATA and ft != ALARM and ft != TEST:
+        raise ValueError("report type")
+    na = len(alarms) if alarms else 0
+    if ft == ALARM and not na:
+        raise ValueError("alarm frame without alarms")
+    _header(buf, ft, station, seq, time)
+    nk = 1
+    if dropped:
+        nk += 1
+    if na:
+        nk += 1
+    if flags:
+        nk += 1
+    try:
+        p = head(buf, HEADER, 0xA0, nk)
+        buf[p] = 1
+        p = head(buf, p + 1, 0x80, len(series))
+        for s in series:
+            p = _series(buf, p, time, s)
+        if dropped:
+            buf[p] = 2
+            p = head(buf, p + 1, 0, dropped)
+        if na:
+            buf[p] = 3
+            p = head(buf, p + 1, 0x80, na)
+            for a in alarms:
+                la = len(a)
+                if (la != 4 and la != 5) or not 1 <= a[0] <= 5 or not 0 <= a[1] <= 2:
+                    raise ValueError("alarm")
+                p = head(buf, p, 0x80, la)
+                for x in a:
+                    p = put_int(buf, p, x)
+        if flags:
+            buf[p] = 4
+            p = head(buf, p + 1, 0, flags)
+    except IndexError:
+        raise Oversize("frame")
+    return _finish(buf, p, key)
+
+
+def _body(buf, ft, station, seq, time, key, obj):
+    # the non-report bodies are small and rare: the generic encoder will do
+    _header(buf, ft, station, seq, time)
+    return _finish(buf, put(buf, HEADER, obj), key)
+
+
+def _cmds(cmds):
+    for c in cmds:
+        if (len(c) != 2 and len(c) != 3) or (len(c) == 3 and c[2] is None):
+            raise ValueError("command")
+    return cmds
+
+
+def encode_status(buf, station, seq, time, key, st):
+    return _body(buf, STATUS, station, seq, time, key, st)
+
+
+def encode_result(buf, station, seq, time, key, results):
+    if not results:
+        raise ValueError("no results")
+    for r in results:
+        if (len(r) != 2 and len(r) != 3) or (len(r) == 3 and r[2] is None) or not 0 <= r[1] <= 4:
+            raise ValueError("result")
+    return _body(buf, RESULT, station, seq, time, key, {1: results})
+
+
+def encode_ack(buf, station, seq, time, key, acks, commands=None):
+    if commands:
+        return _body(buf, ACK, station, seq, time, key, {1: acks, 2: _cmds(commands)})
+    return _body(buf, ACK, station, seq, time, key, {1: acks})
+
+
+def encode_command(buf, station, seq, time, key, commands):
+    if not commands:
+        raise ValueError("no commands")
+    return _body(buf, COMMAND, station, seq, time, key, {2: _cmds(commands)})
+
+
+def encode(buf, ft, station, seq, time, key, body):
+    # any frame from the body model that decode() returns
+    if ft == DATA or ft == ALARM or ft == TEST:
+        return encode_report(buf, ft, station, seq, time, key, *body)
+    if ft == STATUS:
+        return encode_status(buf, station, seq, time, key, body)
+    if ft == RESULT:
+        return encode_result(buf, station, seq, time, key, body)
+    if ft == ACK:
+        return encode_ack(buf, station, seq, time, key, body[0], body[1])
+    if ft == COMMAND:
+        return encode_command(buf, station, seq, time, key, body)
+    raise ValueError("frame type")
+
+
+# ---- decoder -----------------------------------------------------------------
+
+
+def _uint(v):
+    if type(v) is not int or v < 0:
+        raise Malformed("not a uint")
+    return v
+
+
+def _int(v):
+    if type(v) is not int:
+        raise Malformed("not an int")
+    return v
+
+
+def _list(v, nonempty):
+    if type(v) is not list or (nonempty and not v):
+        raise Malformed("not an array")
+    return v
+
+
+def _dseries(it, time):
+    if type(it) is not list or (len(it) != 4 and len(it) != 5):
+        raise Malformed("series")
+    el = _uint(it[0])
+    iv = _uint(it[1])
+    if iv < 1 or iv > _MAX_INTERVAL:
+        raise Malformed("interval")
+    k = _int(it[2])
+    if type(it[3]) is not bytes:
+        raise Malformed("values not bstr")
+    vals = decode_values(it[3])
+    n = len(vals)
+    q = None
+    if len(it) == 5:
+        q = _expand_quality(it[4], n)
+        for i in range(n):
+            if q[i] == MISSING or q[i] == FAULT:
+                vals[i] = None
+    return (el, iv, time - time % iv - k * iv, vals, q)
+
+
+def _dalarm(a):
+    if type(a) is not list or (len(a) != 4 and len(a) != 5):
+        raise Malformed("alarm")
+    for i in range(len(a)):
+        if i == 2 or i == 3:
+            _int(a[i])
+        else:
+            _uint(a[i])
+    if a[0] < 1 or a[0] > 5 or a[1] > 2:
+        raise Malformed("alarm kind/state")
+    return a
+
+
+def _dcmd(c, top):
+    # command [id, op, ?args] or result [id, code, ?detail]: a third item
+    # is never null (absent instead); top: highest code, -1 for any op
+    if type(c) is not list or (len(c) != 2 and len(c) != 3):
+        raise Malformed("command/result")
+    _uint(c[0])
+    if _uint(c[1]) > top >= 0:
+        raise Malformed("result code")
+    if len(c) == 3 and c[2] is None:
+        raise Malformed("null args/detail")
+    return c
+
+
+# status key -> 0 int, 1 uint, 2 text, 3 counters
+_ST = b"\x00\x00\x00\x02\x01\x01\x01\x01\x01\x01\x00\x03\x01"
+
+
+def _dstatus(b):
+    st = {}
+    for k in b:
+        if k < 1 or k > 12:
+            continue  # unknown keys are ignored (§4)
+        v = b[k]
+        t = _ST[k]
+        if t == 0:
+            _int(v)
+        elif t == 1:
+            _uint(v)
+        elif t == 2:
+            if type(v) is not str:
+                raise Malformed("status text")
+        else:
+            if type(v) is not dict:
+                raise Malformed("status counters")
+            for c in v:
+                _uint(c)
+                _uint(v[c])
+        st[k] = v
+    return st
+
+
+def decode_body(ft, data, time):
+    b = cbor_decode(data)
+    if type(b) is not dict:
+        raise Malformed("body not a map")
+    for k in b:
+        if type(k) is not int:
+            raise Malformed("text keys")
+        break
+    if ft == DATA or ft == ALARM or ft == TEST:
+        if 1 not in b:
+            raise Malformed("no series")
+        series = [_dseries(s, time) for s in _list(b[1], False)]
+        alarms = []
+        if 3 in b:
+            alarms = [_dalarm(a) for a in _list(b[3], True)]
+        elif ft == ALARM:
+            raise Malformed("alarm frame without alarms")
+        return (series, _uint(b.get(2, 0)), alarms, _uint(b.get(4, 0)))
+    if ft == STATUS:
+        return _dstatus(b)
+    if ft == ACK:
+        if 1 not in b:
+            raise Malformed("no acks")
+        acks = [_uint(s) for s in _list(b[1], False)]
+        cmds = []
+        if 2 in b:
+            cmds = [_dcmd(c, -1) for c in _list(b[2], True)]
+        return (acks, cmds)
+    if ft == COMMAND:
+        return [_dcmd(c, -1) for c in _list(b.get(2), True)]
+    return [_dcmd(r, 4) for r in _list(b.get(1), True)]
+
+
+def _u32(b, p):
+    return (b[p] << 24) | (b[p + 1] << 16) | (b[p + 2] << 8) | b[p + 3]
+
+
+def decode(raw, keys):
+    # a raw frame (COBS removed) -> (type, station, seq, time, body); keys is
+    # a callable station -> Key or None. Raises a FrameError, in §9's order
+    n = len(raw)
+    if n < MIN_FRAME:
+        raise Truncated("frame < 26")
+    if n > MAX_FRAME:
+        raise Oversize("frame > 1024")
+    mv = raw if type(raw) is memoryview else memoryview(raw)
+    if binascii.crc32(mv[: n - 4]) != _u32(raw, n - 4):
+        raise BadCrc("crc")
+    vt = raw[0]
+    if vt >> 4 != VERSION:
+        raise UnknownVersion("version")
+    ft = vt & 0x0F
+    if ft < 1 or (ft > 5 and ft != ACK and ft != COMMAND):
+        raise Malformed("frame type")
+    station = _u32(raw, 1)
+    if station == 0:
+        raise Malformed("station 0")
+    key = keys(station)
+    if key is None:
+        raise BadTag("unknown station")
+    e = n - 12
+    t = key.sign(mv[:e])
+    r = 0
+    for i in range(TAG_LEN):  # constant time
+        r |= t[i] ^ raw[e + i]
+    if r:
+        raise BadTag("tag")
+    time = _u32(raw, 9)
+    return (ft, station, _u32(raw, 5), time, decode_body(ft, mv[HEADER:e], time))
+
+
+# ---- replay window (§6, uplink) ------------------------------------------------
+
+
+class ReplayWindow:
+    # one per station: highest accepted seq H and a bitmap of H-4095 .. H
+    def __init__(self):
+        self.high = 0  # seqs start at 1: 0 means nothing accepted yet
+        self._bits = bytearray(_WINDOW // 8)
+
+    def check(self, seq):
+        # True: duplicate (ACK again, do not pass on); False: new
+        if seq > self.high:
+            return False
+        if seq <= self.high - _WINDOW:
+            raise Replay("seq older than window")
+        return bool(self._bits[(seq & (_WINDOW - 1)) >> 3] & (1 << (seq & 7)))
+
+    def accept(self, seq):
+        # after the frame is durably stored
+        bits = self._bits
+        h = self.high
+        if seq > h:
+            if seq - h >= _WINDOW:
+                for i in range(len(bits)):
+                    bits[i] = 0
+            else:
+                for s in range(h + 1, seq + 1):
+                    bits[(s & (_WINDOW - 1)) >> 3] &= ~(1 << (s & 7))
+            self.high = seq
+        elif seq <= h - _WINDOW:
+            raise Replay("seq older than window")
+        bits[(seq & (_WINDOW - 1)) >> 3] |= 1 << (seq & 7)

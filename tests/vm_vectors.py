@@ -1,0 +1,192 @@
+# Golden vectors (protocol/vectors/*.json) against the board codec. A
+# MicroPython script, run on the VM by tests/test_board_codec.py:
+#   micropython tests/vm_vectors.py [vectors_dir]
+# with firmware/ on MICROPYPATH. Prints one line per failure and a summary
+# "vectors: N passed, M failed"; exits 1 on any failure.
+import sys
+import json
+from binascii import hexlify, unhexlify
+
+import frame
+
+TYPES = {"data": 1, "alarm": 2, "status": 3, "test": 4, "result": 5, "ack": 8, "command": 9}
+NAMES = {v: k for k, v in TYPES.items()}
+STATUS = {
+    "battery_mv": 1, "temperature": 2, "firmware": 3, "uptime": 4, "reset_cause": 5,
+    "queue_depth": 6, "oldest_unacked": 7, "free_heap": 8, "free_flash": 9,
+    "clock_offset": 10, "counters": 11, "flags": 12,
+}
+STATUS_NAMES = {v: k for k, v in STATUS.items()}
+
+
+def opt(d, k, base):
+    # [a, b] + [d[k]] when the JSON has k
+    if k in d:
+        base.append(d[k])
+    return base
+
+
+# ---- message JSON (SPEC §10.1) <-> board body model
+
+
+def encode_message(buf, m, key):
+    ft = TYPES[m["type"]]
+    b = m["body"]
+    args = (buf, m["station"], m["seq"], m["time"], key)
+    if ft in (1, 2, 4):
+        series = [(s["element"], s["interval"], s["start"], s["values"], s["quality"])
+                  for s in b["series"]]
+        alarms = [opt(a, "window", [a["kind"], a["state"], a["value"], a["threshold"]])
+                  for a in b["alarms"]]
+        return frame.encode_report(buf, ft, m["station"], m["seq"], m["time"], key,
+                                   series, b["dropped"], alarms, b["flags"])
+    if ft == 3:
+        st = {}
+        for name in b:
+            v = b[name]
+            if name == "counters":
+                v = {int(c): v[c] for c in v}
+            st[STATUS[name]] = v
+        return frame.encode_status(*args, st)
+    if ft == 5:
+        return frame.encode_result(*args, [opt(r, "detail", [r["id"], r["code"]])
+                                           for r in b["results"]])
+    cmds = [opt(c, "args", [c["id"], c["op"]]) for c in b["commands"]]
+    if ft == 8:
+        return frame.encode_ack(*args, b["acks"], cmds)
+    return frame.encode_command(*args, cmds)
+
+
+def _cmd_msg(c, third):
+    d = {"id": c[0], "op" if third == "args" else "code": c[1]}
+    if len(c) == 3:
+        d[third] = c[2]
+    return d
+
+
+def to_message(f):
+    ft, station, seq, time, body = f
+    if ft in (1, 2, 4):
+        series, dropped, alarms, flags = body
+        b = {"series": [], "dropped": dropped, "alarms": [], "flags": flags}
+        for el, iv, start, vals, q in series:
+            b["series"].append({"element": el, "interval": iv, "start": start,
+                                "values": vals, "quality": list(q) if q else [0] * len(vals)})
+        for a in alarms:
+            d = {"kind": a[0], "state": a[1], "value": a[2], "threshold": a[3]}
+            if len(a) == 5:
+                d["window"] = a[4]
+            b["alarms"].append(d)
+    elif ft == 3:
+        b = {}
+        for k in body:
+            v = body[k]
+            if k == 11:
+                v = {str(c): v[c] for c in v}
+            b[STATUS_NAMES[k]] = v
+    elif ft == 5:
+        b = {"results": [_cmd_msg(r, "detail") for r in body]}
+    elif ft == 8:
+        b = {"acks": body[0], "commands": [_cmd_msg(c, "args") for c in body[1]]}
+    else:
+        b = {"commands": [_cmd_msg(c, "args") for c in body]}
+    return {"type": NAMES[ft], "station": station, "seq": seq, "time": time, "body": b}
+
+
+def same(a, b):
+    # equality that also tells int from float from bool (1 == 1.0 == True)
+    if type(a) is not type(b):
+        return False
+    if type(a) is list:
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if type(a) is dict:
+        return len(a) == len(b) and all(k in b and same(a[k], b[k]) for k in a)
+    return a == b
+
+
+def deframe(wire, chunk):
+    d = frame.Deframer()
+    out = []
+    for i in range(0, len(wire), chunk):
+        out.extend(d.feed(wire[i:i + chunk]))
+    return out
+
+
+# ---- the checks
+
+
+def check_valid(v, keys, buf, wire):
+    m = v["message"]
+    key = keys[m["station"]]
+    raw = unhexlify(v["frame"])
+    n = encode_message(buf, m, key)
+    if bytes(buf[:n]) != raw:
+        return "encode: got " + hexlify(bytes(buf[:n])).decode()
+    w = frame.wrap(buf, n, wire)
+    if bytes(wire[:w]) != unhexlify(v["wire"]):
+        return "wire: got " + hexlify(bytes(wire[:w])).decode()
+    wb = unhexlify(v["wire"])
+    for chunk in (len(wb), 1, 7):
+        got = deframe(wb, chunk)
+        if len(got) != 1 or not isinstance(got[0], bytes) or got[0] != raw:
+            return "deframe (chunk %d): %r" % (chunk, got)
+    f = frame.decode(got[0], keys.get)
+    msg = to_message(f)
+    if not same(msg, m):
+        return "decode: got " + json.dumps(msg)
+    # the board model round-trips too
+    n = frame.encode(buf, f[0], f[1], f[2], f[3], key, f[4])
+    if bytes(buf[:n]) != raw:
+        return "re-encode differs"
+    return None
+
+
+def check_invalid(v, keys):
+    got = deframe(unhexlify(v["wire"]), 5)
+    if len(got) != 1:
+        return "deframer gave %d items" % len(got)
+    r = got[0]
+    err = "accepted"
+    if isinstance(r, frame.FrameError):
+        err = type(r).__name__
+    else:
+        try:
+            f = frame.decode(r, keys.get)
+            if "accepted" in v:
+                w = frame.ReplayWindow()
+                for s in v["accepted"]:
+                    w.accept(s)
+                w.check(f[2])
+        except frame.FrameError as e:
+            err = type(e).__name__
+    if err != v["error"]:
+        return "error %s, want %s" % (err, v["error"])
+    return None
+
+
+def main(d):
+    with open(d + "/keys.json") as f:
+        keys = {int(s): frame.Key(unhexlify(k)) for s, k in json.load(f).items()}
+    buf = memoryview(bytearray(frame.MAX_FRAME))
+    wire = bytearray(frame.MAX_WIRE + 1)
+    passed = failed = 0
+    for fname, valid in (("valid.json", True), ("invalid.json", False)):
+        with open(d + "/" + fname) as f:
+            vectors = json.load(f)
+        for v in vectors:
+            try:
+                why = check_valid(v, keys, buf, wire) if valid else check_invalid(v, keys)
+            except Exception as e:
+                why = "raised %s: %s" % (type(e).__name__, e)
+            if why is None:
+                passed += 1
+            else:
+                failed += 1
+                print("FAIL %s %s: %s" % (fname, v["name"], why))
+    print("vectors: %d passed, %d failed" % (passed, failed))
+    return failed
+
+
+if __name__ == "__main__":
+    if main(sys.argv[1] if len(sys.argv) > 1 else "protocol/vectors"):
+        sys.exit(1)
