@@ -3,9 +3,9 @@
 #   micropython tests/vm_vectors.py [vectors_dir]
 # with firmware/ on MICROPYPATH. Prints one line per failure and a summary
 # "vectors: N passed, M failed"; exits 1 on any failure.
-import sys
 import gc
 import json
+import sys
 from binascii import hexlify, unhexlify
 
 import frame
@@ -99,7 +99,7 @@ def same(a, b):
     if type(a) is not type(b):
         return False
     if type(a) is list:
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(same(a[i], b[i]) for i in range(len(a)))
     if type(a) is dict:
         return len(a) == len(b) and all(k in b and same(a[k], b[k]) for k in a)
     return a == b
@@ -130,7 +130,7 @@ def check_valid(v, keys, buf, wire):
     for chunk in (len(wb), 1, 7):
         got = deframe(wb, chunk)
         if len(got) != 1 or not isinstance(got[0], bytes) or got[0] != raw:
-            return "deframe (chunk %d): %r" % (chunk, got)
+            return f"deframe (chunk {chunk}): {got!r}"
     f = frame.decode(got[0], keys.get)
     msg = to_message(f)
     if not same(msg, m):
@@ -145,7 +145,7 @@ def check_valid(v, keys, buf, wire):
 def check_invalid(v, keys):
     got = deframe(unhexlify(v["wire"]), 5)
     if len(got) != 1:
-        return "deframer gave %d items" % len(got)
+        return f"deframer gave {len(got)} items"
     r = got[0]
     err = "accepted"
     if isinstance(r, frame.FrameError):
@@ -161,7 +161,7 @@ def check_invalid(v, keys):
         except frame.FrameError as e:
             err = type(e).__name__
     if err != v["error"]:
-        return "error %s, want %s" % (err, v["error"])
+        return f"error {err}, want {v['error']}"
     return None
 
 
@@ -217,13 +217,13 @@ def main(d):
             try:
                 why = check_valid(v, keys, buf, wire) if valid else check_invalid(v, keys)
             except Exception as e:
-                why = "raised %s: %s" % (type(e).__name__, e)
+                why = f"raised {type(e).__name__}: {e}"
             if why is None:
                 passed += 1
             else:
                 failed += 1
-                print("FAIL %s %s: %s" % (fname, v["name"], why))
-    print("vectors: %d passed, %d failed" % (passed, failed))
+                print(f"FAIL {fname} {v['name']}: {why}")
+    print(f"vectors: {passed} passed, {failed} failed")
     return failed
 
 
