@@ -24,6 +24,7 @@ import tomllib
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -70,7 +71,7 @@ class Registry:
     path: Path
     stations: Mapping[int, Station]
 
-    @property
+    @cached_property
     def keys(self) -> Mapping[int, bytes]:
         """Station id to HMAC key, as :func:`protocol.codec.decode_frame` wants it."""
         return MappingProxyType({s.id: s.key for s in self.stations.values()})
