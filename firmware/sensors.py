@@ -1,0 +1,266 @@
+# hydrolink sensor drivers. Each driver takes its bus (a pin callback, an
+# ADC-like or UART-like object) and never creates machine objects; the board
+# module wires real ones, the simulator its own. A driver that cannot give a
+# value raises SensorError: the sampler records "fault" and tries again next
+# cycle. Time is passed in (ticks in ms), so the logic is pure.
+#
+# Level drivers share one interface:
+#     read_mm() -> int     level above the station datum, mm (SensorError)
+#     configure(cfg)       take new calibration without losing the bus
+# Level420 (4-20 mA on an ADC) and ModbusRadar (RS-485 Modbus RTU, function
+# 0x03) implement it; make_level(cfg, adc, uart) picks one from the config.
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+# SensorError codes (why); every one is recorded as quality "fault" (SPEC §5.3)
+OPEN_LOOP = const(1)  # loop current < 3.6 mA: broken wire, dead sensor
+OVER_RANGE = const(2)  # loop current > 20.5 mA: shorted or flooded sensor
+NO_ANSWER = const(3)  # bus read failed or timed out
+BAD_REPLY = const(4)  # reply with a bad CRC, wrong address, or an exception code
+STUCK = const(5)  # rain gauge switch closed for longer than stuck_ms
+
+_TICKS_MASK = const(0x3FFFFFFF)  # time.ticks_ms() wraps at 2^30
+_TICKS_HALF = const(0x20000000)
+_UA_MIN = const(3600)  # NAMUR NE 43: below 3.6 mA is a failed loop
+_UA_MAX = const(20500)
+_RADAR_MAX = const(10000000)  # mm: a reading beyond 10 km is garbage
+_READS = const(4)  # ADC reads averaged per value: the ESP32 ADC is noisy
+
+
+class SensorError(Exception):
+    # .code: one of the codes above
+    def __init__(self, code):
+        super().__init__(code)
+        self.code = code
+
+
+def ticks_diff(a, b):
+    # a - b for ticks that wrap at 2^30, as time.ticks_diff (also on CPython)
+    return ((a - b + _TICKS_HALF) & _TICKS_MASK) - _TICKS_HALF
+
+
+def muldiv(a, b, c):
+    # round(a * b / c), c > 0, without an intermediate beyond min(|a|, |b|) * c,
+    # so nothing is allocated on a 32-bit board (ints beyond 2^30 are
+    # objects): split the bigger operand x = q*c + r, x*y/c = q*y + r*y/c
+    if (a if a >= 0 else -a) < (b if b >= 0 else -b):
+        a, b = b, a
+    return (a // c) * b + ((a % c) * b + c // 2) // c
+
+
+# ---- tipping-bucket rain gauge ---------------------------------------------
+
+
+class RainGauge:
+    # The IRQ handler (on_edge) only counts and stamps. The counter is never
+    # reset by anyone but the IRQ, so a tip arriving while take() runs is not
+    # lost: take() works on the difference to what it took last time.
+
+    def __init__(self, debounce_ms, stuck_ms):
+        self.debounce_ms = debounce_ms
+        self.stuck_ms = stuck_ms
+        self.count = 0  # accepted tips since boot, mod 2^30 (the tips counter)
+        self.bounces = 0  # edges rejected as bounce (diagnostics)
+        self._last = 0  # ticks of the last accepted edge
+        self._any = False  # an edge has been accepted since boot
+        self._taken = 0
+        self._stuck = False  # switch stuck closed now: edges are not counted
+        self._fault = False  # stuck at some time since the last take()
+        self._closed = False  # poll() saw the switch closed last time
+        self._closed_at = 0  # ticks when poll() first saw it closed
+        self._closed_count = 0  # count when poll() first saw it closed
+
+    def configure(self, debounce_ms, stuck_ms):
+        self.debounce_ms = debounce_ms
+        self.stuck_ms = stuck_ms
+
+    def on_edge(self, ticks_ms):
+        # IRQ: a closing edge. No allocation, no calls but ticks arithmetic.
+        if self._stuck:
+            return
+        if self._any and ticks_diff(ticks_ms, self._last) < self.debounce_ms:
+            self.bounces += 1
+            return
+        self._any = True
+        self._last = ticks_ms
+        self.count = (self.count + 1) & _TICKS_MASK
+
+    def poll(self, ticks_ms, pin_closed):
+        # From a task, every second or so: a switch closed for longer than
+        # stuck_ms is stuck (a bucket jammed at the magnet, a welded reed).
+        # Edges seen while it was closed all that time are chatter, not tips:
+        # they are taken back, and nothing counts until it opens again.
+        if not pin_closed:
+            self._closed = False
+            self._stuck = False
+            return
+        if not self._closed:
+            self._closed = True
+            self._closed_at = ticks_ms
+            self._closed_count = self.count
+            return
+        if not self._stuck and ticks_diff(ticks_ms, self._closed_at) >= self.stuck_ms:
+            self._stuck = True
+            self._fault = True
+            back = self._closed_count
+            if ticks_diff(self._taken, back) > 0:
+                back = self._taken  # take() already reported those (with no fault then)
+            self.count = back
+
+    def take(self):
+        # -> (tips since the last take, fault): fault is True if the switch
+        # was stuck at any time since the last take (the tips are then not
+        # to be trusted: record the interval as fault).
+        c = self.count
+        n = (c - self._taken) & _TICKS_MASK
+        self._taken = c
+        fault = self._fault or self._stuck
+        self._fault = False
+        return n, fault
+
+    @property
+    def stuck(self):
+        return self._stuck
+
+
+# ---- 4-20 mA level sensor on an ADC ------------------------------------------
+
+
+class Level420:
+    # adc: any object with read_uv() -> microvolts across the shunt (the
+    # board wraps machine.ADC, the simulator gives its own). µV / Ω = µA.
+
+    def __init__(self, adc, cfg):
+        self.adc = adc
+        self.ua = 0  # last loop current, µA (for the technician's console)
+        self.configure(cfg)
+
+    def configure(self, cfg):
+        self.shunt = cfg["shunt_ohm"]
+        self.lo = cfg["level_4ma_mm"]
+        self.span = cfg["level_20ma_mm"] - cfg["level_4ma_mm"]
+        self.datum = cfg["datum_mm"]
+        self.gain = cfg["cal_gain"]
+        self.offset = cfg["cal_offset_mm"]
+
+    def read_ua(self):
+        # loop current in µA, averaged over a few reads; SensorError on failure
+        s = 0
+        try:
+            for _ in range(_READS):
+                s += self.adc.read_uv()
+        except OSError:
+            raise SensorError(NO_ANSWER)
+        ua = (s // _READS) // self.shunt
+        self.ua = ua
+        if ua < _UA_MIN:
+            raise SensorError(OPEN_LOOP)
+        if ua > _UA_MAX:
+            raise SensorError(OVER_RANGE)
+        return ua
+
+    def read_mm(self):
+        # level = datum + offset + gain * (reading at 4 mA + span * (I - 4 mA) / 16 mA)
+        d = self.lo + muldiv(self.read_ua() - 4000, self.span, 16000)
+        return self.datum + self.offset + muldiv(d, self.gain, 10000)
+
+
+# ---- RS-485 Modbus RTU radar (function 0x03, read holding registers) ------
+
+
+def crc16(buf, n):
+    # CRC-16/Modbus of buf[0:n]: reflected poly 0xA001, init 0xFFFF
+    crc = 0xFFFF
+    for i in range(n):
+        crc ^= buf[i]
+        for _ in range(8):
+            if crc & 1:
+                crc = (crc >> 1) ^ 0xA001
+            else:
+                crc >>= 1
+    return crc
+
+
+class ModbusRadar:
+    # uart: an object with write(buf) and readinto(buf) -> n or None (the
+    # board's machine.UART with a timeout of ~200 ms and RS-485 direction
+    # handled by the board; the simulator gives its own). Buffers are made
+    # once. A reply is 5 + 2*regs bytes: addr, 0x03, byte count, data, CRC.
+
+    def __init__(self, uart, cfg):
+        self.uart = uart
+        self._req = bytearray(8)
+        self._rsp = bytearray(9)
+        self.raw = 0  # last register value (for the technician's console)
+        self.configure(cfg)
+
+    def configure(self, cfg):
+        self.addr = cfg["radar_addr"]
+        self.regs = cfg["radar_regs"]
+        self.unit = cfg["radar_unit_mm"]
+        self.distance = cfg["radar_distance"]
+        self.datum = cfg["datum_mm"]
+        self.gain = cfg["cal_gain"]
+        self.offset = cfg["cal_offset_mm"]
+        r = self._req
+        reg = cfg["radar_reg"]
+        r[0] = self.addr
+        r[1] = 3
+        r[2] = reg >> 8
+        r[3] = reg & 0xFF
+        r[4] = 0
+        r[5] = self.regs
+        c = crc16(r, 6)
+        r[6] = c & 0xFF  # Modbus sends the CRC low byte first
+        r[7] = c >> 8
+        # read exactly the reply's length, so readinto does not wait out its
+        # timeout for bytes that never come
+        self._rx = memoryview(self._rsp)[:5 + 2 * self.regs]
+
+    def parse(self, buf, n):
+        # register value from a reply of n bytes in buf; SensorError if bad
+        want = 5 + 2 * self.regs
+        if n < 5 or buf[0] != self.addr:
+            raise SensorError(NO_ANSWER if n < 5 else BAD_REPLY)
+        if buf[1] != 3 or n < want or buf[2] != 2 * self.regs:
+            raise SensorError(BAD_REPLY)  # 0x83: exception reply
+        c = crc16(buf, want - 2)
+        if buf[want - 2] != c & 0xFF or buf[want - 1] != c >> 8:
+            raise SensorError(BAD_REPLY)
+        v = (buf[3] << 8) | buf[4]
+        if self.regs == 2:
+            # int32, high word first; kept within small ints (|v| < 2^30)
+            if v & 0x8000:
+                v -= 0x10000
+            if v >= 0x4000 or v < -0x4000:
+                raise SensorError(BAD_REPLY)
+            v = (v << 16) | (buf[5] << 8) | buf[6]
+        return v
+
+    def read_mm(self):
+        try:
+            self.uart.write(self._req)
+            n = self.uart.readinto(self._rx)
+        except OSError:
+            raise SensorError(NO_ANSWER)
+        v = self.parse(self._rsp, n or 0)
+        self.raw = v
+        if v > _RADAR_MAX // self.unit or v < -_RADAR_MAX // self.unit:
+            raise SensorError(BAD_REPLY)
+        d = muldiv(v * self.unit, self.gain, 10000)
+        if self.distance:
+            d = -d  # a radar looks down: more distance is less water
+        return self.datum + self.offset + d
+
+
+def make_level(cfg, adc=None, uart=None):
+    # the configured level driver, or None ("none", or its bus is missing)
+    kind = cfg["level_sensor"]
+    if kind == "4-20" and adc is not None:
+        return Level420(adc, cfg)
+    if kind == "radar" and uart is not None:
+        return ModbusRadar(uart, cfg)
+    return None
