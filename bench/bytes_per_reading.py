@@ -64,9 +64,9 @@ from typing import Any
 import cbor2
 import crcmod.predefined
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
 
-from common import (  # noqa: E402
+from bench.common import (  # noqa: E402
     INTERVAL,
     LEVEL,
     PER_DAY,
@@ -80,7 +80,6 @@ from common import (  # noqa: E402
     station_key,
     storm_day,
 )
-
 from protocol.codec import EPOCH_UNIX, to_datetime  # noqa: E402
 from protocol.elements import ELEMENTS  # noqa: E402
 

@@ -1,0 +1,157 @@
+"""Host codec throughput: frames deframed, verified (CRC, tag) and decoded per second.
+
+2,000 distinct hourly ``data`` frames (8 stations, each with its own key, consecutive storm and
+dry days from ``common.simulate_day``) are concatenated into one byte stream, as a gateway
+would receive them. Timed, best of several repetitions:
+
+* **codec**: ``Deframer().feed(stream)`` (one call, the whole stream) and ``decode_frame`` on
+  every raw frame: COBS, length, CRC-32, header, key lookup, HMAC tag, CBOR body, schema and
+  values, down to ``Frame`` objects.
+* **floor**: the same run's bare C primitives on the same frames: ``bytes.split`` at the
+  delimiters, then per frame ``cobs.cobs.decode``, one crcmod CRC-32 over the frame, one
+  ``hmac.digest(key, signed, "sha256")`` and one ``cbor2.loads(body)``, with the keys already
+  lined up with the frames. No Python work a real receiver could not skip.
+
+Target: codec / floor ≥ 0.4. The script exits 1 if it is missed, after printing a cProfile
+summary of one codec run (``--profile`` prints it anyway).
+"""
+
+from __future__ import annotations
+
+import cProfile
+import gc
+import hmac
+import io
+import pstats
+import sys
+import time
+from pathlib import Path
+
+import cbor2
+import crcmod.predefined
+from cobs import cobs
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
+
+from bench.common import (  # noqa: E402
+    DRY_DATE,
+    day_after,
+    hourly_reports,
+    hydrolink_frames,
+    simulate_day,
+    station_key,
+)
+from protocol.codec import Deframer, Frame, Report, decode_frame, wrap  # noqa: E402
+from protocol.errors import FrameError  # noqa: E402
+
+TARGET = 0.4
+N_FRAMES = 2000
+STATIONS = tuple(range(41001, 41009))
+REPEAT = 7
+
+_crc32 = crcmod.predefined.mkCrcFun("crc-32")
+
+
+def build_frames(n: int = N_FRAMES) -> tuple[list[bytes], list[int]]:
+    """``n`` raw frames and the station of each, round-robin over stations by day."""
+    frames: list[bytes] = []
+    stations: list[int] = []
+    seq = dict.fromkeys(STATIONS, 1)
+    day_no = 0
+    while len(frames) < n:
+        for st in STATIONS:
+            # Every third day a storm, the others dry; each station its own weather.
+            day = simulate_day(st * 1000 + day_no, day_after(DRY_DATE, day_no), day_no % 3 == 0)
+            raw = hydrolink_frames(hourly_reports(day, seed=st + day_no), st, station_key(st),
+                                   seq[st])
+            seq[st] += len(raw)
+            frames += raw
+            stations += [st] * len(raw)
+        day_no += 1
+    return frames[:n], stations[:n]
+
+
+def run_codec(stream: bytes, keys: dict[int, bytes]) -> list[Frame]:
+    out = []
+    for item in Deframer().feed(stream):
+        if isinstance(item, FrameError):
+            raise item
+        out.append(decode_frame(item, keys))
+    return out
+
+
+def run_floor(stream: bytes, keys_in_order: list[bytes]) -> int:
+    decode, crc, digest, loads = cobs.decode, _crc32, hmac.digest, cbor2.loads
+    n = 0
+    for enc, key in zip(stream.split(b"\x00"), keys_in_order, strict=False):
+        raw = decode(enc)
+        crc(raw[:-4])
+        digest(key, raw[:-12], "sha256")
+        loads(raw[13:-12])
+        n += 1
+    return n
+
+
+def best_of(fn: object, repeat: int = REPEAT) -> float:
+    assert callable(fn)
+    times = []
+    gc_was = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+    finally:
+        if gc_was:
+            gc.enable()
+    return min(times)
+
+
+def profile(stream: bytes, keys: dict[int, bytes], top: int = 25) -> str:
+    prof = cProfile.Profile()
+    prof.enable()
+    run_codec(stream, keys)
+    prof.disable()
+    buf = io.StringIO()
+    stats = pstats.Stats(prof, stream=buf)
+    stats.strip_dirs().sort_stats("tottime").print_stats(top)
+    return buf.getvalue()
+
+
+def main(argv: list[str]) -> int:
+    frames, stations = build_frames()
+    keys = {st: station_key(st) for st in STATIONS}
+    stream = b"".join(wrap(raw) for raw in frames)
+    keys_in_order = [keys[st] for st in stations]
+
+    # Not timed: both loops really do their work on every frame.
+    decoded = run_codec(stream, keys)
+    assert len(decoded) == len(frames) == len(set(frames)), "frames must be distinct and all pass"
+    assert all(d.raw == raw for d, raw in zip(decoded, frames, strict=True))
+    assert all(isinstance(d.body, Report) and len(d.body.series) == 2 for d in decoded)
+    assert run_floor(stream, keys_in_order) == len(frames)
+
+    codec_s = best_of(lambda: run_codec(stream, keys))
+    floor_s = best_of(lambda: run_floor(stream, keys_in_order))
+    n = len(frames)
+    codec_fps, floor_fps = n / codec_s, n / floor_s
+    ratio = codec_fps / floor_fps
+    print(f"{n} distinct hourly data frames from {len(STATIONS)} stations, "
+          f"{len(stream)} bytes on the wire ({len(stream) / n:.1f} B/frame); best of {REPEAT}")
+    print(f"  codec  Deframer.feed + decode_frame : {codec_fps:>10,.0f} frames/s "
+          f"({codec_s / n * 1e6:6.1f} us/frame)")
+    print(f"  floor  cobs + crc32 + hmac + cbor2  : {floor_fps:>10,.0f} frames/s "
+          f"({floor_s / n * 1e6:6.1f} us/frame)")
+    ok = ratio >= TARGET
+    print(f"  ratio codec/floor: {ratio:.3f} (target >= {TARGET}): "
+          f"{'TARGET MET' if ok else 'TARGET MISSED'}")
+    if not ok or "--profile" in argv:
+        print()
+        print("cProfile of one codec run (sorted by own time):")
+        print(profile(stream, keys))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
