@@ -414,6 +414,13 @@ def decode_frame(raw: bytes, keys: Mapping[int, bytes]) -> Frame:
     return Frame(frame_type, station, seq, time, body, bytes(raw))
 
 
+def decode_unverified(raw: bytes) -> Frame:
+    """Decode without checking the tag (for a capture without keys): CRC and body still checked."""
+    frame_type, station, seq, time = check_raw(raw)
+    body = decode_body(frame_type, raw[HEADER_SIZE : -(TAG_SIZE + CRC_SIZE)], time)
+    return Frame(frame_type, station, seq, time, body, bytes(raw))
+
+
 _ALLOWED = (int, bytes, str, list, dict, bool, float, type(None))
 
 
@@ -517,7 +524,7 @@ def _result(item: Any) -> Result:
     return Result(_uint(item[0], "result id"), code, item[2] if len(item) == 3 else None)
 
 
-_STATUS_TYPES: dict[int, tuple[type, bool]] = {  # key: (type, unsigned)
+_STATUS_TYPES: dict[int, tuple[type[Any], bool]] = {  # key: (type, unsigned)
     1: (int, False), 2: (int, False), 3: (str, False), 4: (int, True), 5: (int, True),
     6: (int, True), 7: (int, True), 8: (int, True), 9: (int, True), 10: (int, False),
     11: (dict, False), 12: (int, True),
@@ -546,7 +553,7 @@ def decode_body(frame_type: int, data: bytes, time: int) -> Body:
         for k, (typ, unsigned) in _STATUS_TYPES.items():
             if k not in item:
                 continue
-            v = item[k]
+            v: Any = item[k]
             if type(v) is not typ or (unsigned and v < 0):
                 raise Malformed(f"status field {STATUS_NAMES[k]} has the wrong type")
             if k == 11:
@@ -678,6 +685,28 @@ def _command_msg(c: Command) -> dict[str, Any]:
     return {"id": c.id, "op": c.op} | ({} if c.args is None else {"args": c.args})
 
 
+def _j(v: Any, what: str) -> int:
+    if type(v) is not int:
+        raise ValueError(f"{what} must be an integer, not {v!r}")
+    return v
+
+
+def _series_of(s: Mapping[str, Any]) -> Series:
+    values = tuple(None if v is None else _j(v, "series value") for v in s["values"])
+    quality = s.get("quality")
+    return Series(_j(s["element"], "element"), _j(s["interval"], "interval"),
+                  _j(s["start"], "start"), values,
+                  tuple(_j(q, "quality") for q in quality) if quality is not None
+                  else tuple(3 if v is None else 0 for v in values))
+
+
+def _alarm_of(a: Mapping[str, Any]) -> Alarm:
+    window = a.get("window")
+    return Alarm(_j(a["kind"], "alarm kind"), _j(a["state"], "alarm state"),
+                 _j(a["value"], "alarm value"), _j(a["threshold"], "alarm threshold"),
+                 None if window is None else _j(window, "alarm window"))
+
+
 def message_to_frame(msg: Mapping[str, Any]) -> Frame:
     """Inverse of :func:`frame_to_message` (``raw`` left empty). ``ValueError`` on bad input."""
     try:
@@ -685,38 +714,35 @@ def message_to_frame(msg: Mapping[str, Any]) -> Frame:
         b = msg["body"]
         body: Body
         if frame_type in REPORT_TYPES:
-            body = Report(
-                tuple(
-                    Series(int(s["element"]), int(s["interval"]), int(s["start"]),
-                           tuple(None if v is None else int(v) for v in s["values"]),
-                           tuple(int(q) for q in s.get("quality") or [0] * len(s["values"])))
-                    for s in b.get("series", [])
-                ),
-                int(b.get("dropped", 0)),
-                tuple(Alarm(int(a["kind"]), int(a["state"]), int(a["value"]),
-                            int(a["threshold"]), a.get("window")) for a in b.get("alarms", [])),
-                int(b.get("flags", 0)),
-            )
+            body = Report(tuple(_series_of(s) for s in b.get("series", [])),
+                          _j(b.get("dropped", 0), "dropped"),
+                          tuple(_alarm_of(a) for a in b.get("alarms", [])),
+                          _j(b.get("flags", 0), "flags"))
         elif frame_type == STATUS:
-            unknown = set(b) - set(STATUS_KEYS)
-            if unknown:
-                raise ValueError(f"unknown status fields {sorted(unknown)}")
+            for name, v in b.items():
+                if name not in STATUS_KEYS:
+                    raise ValueError(f"unknown status field {name!r}")
+                typ, unsigned = _STATUS_TYPES[STATUS_KEYS[name]]
+                if type(v) is not typ or (unsigned and v < 0):
+                    raise ValueError(f"status field {name!r} must be a{'n unsigned' if unsigned else ''}"
+                                     f" {typ.__name__}")
             body = Status(dict(b))
         elif frame_type == ACK:
-            body = Ack(tuple(int(s) for s in b["acks"]),
+            body = Ack(tuple(_j(s, "acked seq") for s in b["acks"]),
                        tuple(_command_of(c) for c in b.get("commands", [])))
         elif frame_type == COMMAND:
             body = Commands(tuple(_command_of(c) for c in b["commands"]))
         else:
-            body = Results(tuple(Result(int(r["id"]), int(r["code"]), r.get("detail"))
-                                 for r in b["results"]))
-        return Frame(frame_type, int(msg["station"]), int(msg["seq"]), int(msg["time"]), body)
+            body = Results(tuple(Result(_j(r["id"], "result id"), _j(r["code"], "result code"),
+                                        r.get("detail")) for r in b["results"]))
+        return Frame(frame_type, _j(msg["station"], "station"), _j(msg["seq"], "seq"),
+                     _j(msg["time"], "time"), body)
     except (KeyError, TypeError, AttributeError) as e:
-        raise ValueError(f"message is missing or has a bad field: {e}") from None
+        raise ValueError(f"message is missing or has a bad field: {e!r}") from None
 
 
 def _command_of(c: Mapping[str, Any]) -> Command:
-    return Command(int(c["id"]), int(c["op"]), c.get("args"))
+    return Command(_j(c["id"], "command id"), _j(c["op"], "command op"), c.get("args"))
 
 
 def encode_message(msg: Mapping[str, Any], key: bytes) -> bytes:

@@ -9,25 +9,27 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from protocol import codec as c
 
 OUT = Path(__file__).with_name("vectors")
-T = c.from_datetime(c.datetime(2026, 6, 15, 10, 0, 3, tzinfo=c.UTC))  # a report built at 10:00:03
+T = c.from_datetime(datetime(2026, 6, 15, 10, 0, 3, tzinfo=UTC))  # a report built at 10:00:03
 MARK = T - T % 300
 KEYS = {sid: hashlib.sha256(b"hydrolink test key %d" % sid).digest() for sid in (1001, 1002, 4294967295)}
 OTHER_KEY = hashlib.sha256(b"not the station's key").digest()
 LEVEL = [70123, 70124, 70124, 70124, 70121, 70121, 70122, 70122, 70123, 70123, 70123, 70124]
 
 
-def series(element: int, values: list[int | None], quality: list[int] | None = None,
+def series(element: int, values: Sequence[int | None], quality: list[int] | None = None,
            interval: int = 300, start: int | None = None) -> dict[str, Any]:
     n = len(values)
     return {"element": element, "interval": interval,
             "start": MARK - (n - 1) * interval if start is None else start,
-            "values": values, "quality": quality or [0] * n}
+            "values": list(values), "quality": quality or [0] * n}
 
 
 def report(kind: str, ser: list[dict[str, Any]], *, dropped: int = 0,
@@ -284,6 +286,10 @@ def invalid_vectors() -> list[dict[str, Any]]:
     return out
 
 
+def _dump(o: Any) -> str:
+    return json.dumps(o, indent=1, ensure_ascii=False) + "\n"
+
+
 def build() -> dict[str, str]:
     """All vector files, as text."""
     valid = []
@@ -292,8 +298,7 @@ def build() -> dict[str, str]:
         valid.append({"name": name, "description": why, "message": m, "frame": raw.hex(),
                       "wire": c.wrap(raw).hex()})
     keys = {str(sid): key.hex() for sid, key in KEYS.items()}
-    dump = lambda o: json.dumps(o, indent=1, ensure_ascii=False) + "\n"  # noqa: E731
-    return {"valid.json": dump(valid), "invalid.json": dump(invalid_vectors()), "keys.json": dump(keys)}
+    return {"valid.json": _dump(valid), "invalid.json": _dump(invalid_vectors()), "keys.json": _dump(keys)}
 
 
 def main() -> None:

@@ -317,8 +317,8 @@ def test_encode_rejects_what_a_receiver_would_reject(keys: Path) -> None:
     msg["body"]["alarms"][0]["window"] = "half an hour"
     r = hydrolink("encode", "--keys", keys, "--raw", stdin=json.dumps(msg).encode())
     assert r.returncode == 1
-    assert err_lines(r)[0] == ("<stdin>:1: the frame would be rejected as Malformed: "
-                               "alarm window must be an unsigned integer")
+    assert err_lines(r)[0].startswith("<stdin>:1: ")
+    assert "alarm window must be an integer, not 'half an hour'" in err_lines(r)[0]
     assert r.stdout == b""
 
 
