@@ -22,8 +22,8 @@ import cbor2
 from host_tools.jsonview import frame_to_si, si_to_frame
 from host_tools.registry import Registry, RegistryError, load_registry
 from protocol.codec import (
-    MIN_FRAME,
     CRC_SIZE,
+    MIN_FRAME,
     Deframer,
     Frame,
     decode_frame,
