@@ -128,12 +128,16 @@ def work(path, payload):
 
 
 async def loop():
+    from asyncio import core
+
+    idle = not core._task_queue.peek()
     ev = asyncio.Event()
     tsf = asyncio.ThreadSafeFlag()
     task = asyncio.create_task(asyncio.sleep_ms(10))
     await asyncio.wait_for(ev.wait(), 1)
     await tsf.wait()
     await asyncio.gather(task)
+    return idle
 
 
 def main():

@@ -10,6 +10,10 @@ exit status 1 when there is any problem, 0 when there is none:
    ``micropython-stdlib-stubs`` and ``micropython-esp32-stubs`` replaces CPython's,
    so a module or function that exists only in CPython (``dataclasses``,
    ``time.monotonic``...) is an error. Settings: ``tools/mypy-firmware.ini``.
+   The typeshed is corrected where the stubs and the board disagree: what the stubs
+   copy from CPython but MicroPython lacks (``os.getpid``, ``int.bit_length``...,
+   found by asking the MicroPython unix port) is marked ``@deprecated``, which mypy
+   reports as a ``[deprecated]`` error; ``asyncio.core`` is added.
 3. Modules that exist in that typeshed only for the sake of the stubs (``typing``,
    ``abc``, ``__future__``...) and that the board does not have may be imported only
    under ``if TYPE_CHECKING:`` (with ``TYPE_CHECKING = False`` defined in the module).
@@ -40,7 +44,7 @@ ARCH = "xtensawin"  # ESP32, the reference board
 
 # Stub distributions, in the order they are laid down: later ones win.
 STUB_DISTS = ("micropython-stdlib-stubs", "micropython-esp32-stubs")
-TYPESHED_LAYOUT = 4  # bump when the way the typeshed is assembled changes
+TYPESHED_LAYOUT = 5  # bump when the way the typeshed is assembled changes
 
 # micropython-stdlib-stubs copies these modules from CPython's typeshed and adds
 # MicroPython's functions, so they also declare much that the board lacks
@@ -67,6 +71,13 @@ PROBED_CLASSES = {
 }
 # On the ESP32 but not on the unix port: never hidden.
 ESP32_ONLY = {"os": frozenset({"dupterm", "dupterm_notify", "sync", "uname"})}
+
+# Modules the board has and the stubs lack, added to the typeshed as partial stubs
+# (any attribute is Any). asyncio.core: MicroPython's asyncio is a package whose
+# scheduler lives in asyncio/core.py, on every port.
+EXTRA_STUBS = {
+    "asyncio/core.pyi": "from typing import Any\n\ndef __getattr__(name: str) -> Any: ...\n",
+}
 
 # Modules the stubs' typeshed has but MicroPython v1.29 does not (each one raises
 # ImportError on the unix port; none is on the ESP32 either).
@@ -180,6 +191,9 @@ def typeshed(cache: Path) -> Path:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(src, dest)
         stdlib = work / "stdlib"
+        for rel, text in EXTRA_STUBS.items():
+            if not (stdlib / rel).exists():
+                (stdlib / rel).write_text(text)
         hide_missing(stdlib)
         modules = sorted(p.stem if p.suffix == ".pyi" else p.name for p in stdlib.iterdir()
                          if p.suffix == ".pyi" or p.is_dir())
@@ -262,10 +276,12 @@ def _deprecate(path: Path, owned: Sequence[tuple[str, ast.FunctionDef | ast.Clas
 def mypy_command(files: Sequence[Path], roots: Sequence[Path], cache: Path) -> tuple[
         list[str], dict[str, str]]:
     """The mypy command line and environment for the firmware check."""
+    stubs = typeshed(cache)
     cmd = [sys.executable, "-m", "mypy",
            "--config-file", str(MYPY_CONFIG),
-           "--custom-typeshed-dir", str(typeshed(cache)),
-           "--cache-dir", str(cache / "mypy-cache"),
+           "--custom-typeshed-dir", str(stubs),
+           # mypy's cache does not notice a changed typeshed: one cache per typeshed
+           "--cache-dir", str(stubs.with_name(f"{stubs.name}.mypy-cache")),
            "--no-error-summary", "--no-pretty", "--no-color-output", "--hide-error-context",
            *map(shown, files)]
     env = dict(os.environ, MYPYPATH=os.pathsep.join(map(str, roots)))
