@@ -1,0 +1,63 @@
+"""The MQTT payload of a frame: the SI JSON view of ``hydrolink decode``, plus envelope.
+
+The view itself is :func:`host_tools.jsonview.frame_to_si` (one SI converter for the
+whole project); the gateway adds what only it knows: the payload version ``v``, the
+station's registry ``name``, when and on which link the frame was ``received``, the
+command each ``result`` answers, and on request the ``raw`` frame in hex.
+"""
+
+from __future__ import annotations
+
+import time as _time
+from typing import Any
+
+from protocol.codec import ALARM, RESULT, STATUS, Frame
+
+from ..jsonview import frame_to_si
+from .commands import op_name
+
+PAYLOAD_VERSION = 1
+
+
+def iso(t: float) -> str:
+    """Unix seconds to ISO 8601 UTC with milliseconds, e.g. ``2026-06-15T10:00:03.250Z``."""
+    whole = int(t)
+    ms = min(999, round((t - whole) * 1000))
+    return _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(whole)) + f".{ms:03d}Z"
+
+
+def frame_payload(
+    frame: Frame,
+    *,
+    name: str | None,
+    received: float,
+    link: str,
+    raw_hex: bool = False,
+    commands: dict[int, tuple[int, Any]] | None = None,
+) -> dict[str, Any]:
+    """The JSON object published for one accepted frame."""
+    out: dict[str, Any] = {"v": PAYLOAD_VERSION}
+    out.update(frame_to_si(frame))
+    out["name"] = name
+    out["received"] = iso(received)
+    out["link"] = link
+    if commands and "results" in out:
+        for r in out["results"]:
+            known = commands.get(r["id"])
+            if known is not None:
+                op, args = known
+                r["command"] = {"op": op_name(op)} | ({} if args is None else {"args": args})
+    if raw_hex:
+        out["frame"] = frame.raw.hex()
+    return out
+
+
+def topic_kind(frame_type: int) -> str:
+    """The last topic level for a frame type."""
+    if frame_type == ALARM:
+        return "alarm"
+    if frame_type == STATUS:
+        return "status"
+    if frame_type == RESULT:
+        return "events"
+    return "obs"

@@ -1,0 +1,194 @@
+"""Sans-IO frame handling: verify a raw frame, classify it, build its ACK.
+
+No sockets and no database here: :meth:`Pipeline.check` takes the bytes of one
+raw frame and says what to do (store it, ACK it again, or reject it and why);
+:meth:`Pipeline.committed` is called once the frame is on disk; :meth:`Pipeline.ack`
+builds the ACK frame. The I/O shell in :mod:`host_tools.gateway.service` calls them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from protocol.codec import (
+    ACK,
+    EPOCH_UNIX,
+    RESULT,
+    UPLINK_TYPES,
+    Ack,
+    Frame,
+    ReplayWindow,
+    Results,
+    check_raw,
+    decode_frame,
+    encode_frame,
+    wrap,
+)
+from protocol.errors import BadCrc, FrameError, Malformed
+
+from ..registry import Registry
+from .commands import CommandBook
+from .metrics import Stats
+from .payload import frame_payload, topic_kind
+from .spool import Record
+
+log = logging.getLogger("hydrolink.gateway")
+
+
+@dataclass(frozen=True)
+class New:
+    """A valid frame seen for the first time: store ``record``, then ACK."""
+
+    frame: Frame
+    record: Record
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """Already accepted: ACK again, do not forward again."""
+
+    frame: Frame
+
+
+@dataclass(frozen=True)
+class Rejected:
+    reason: str
+    message: str
+    station: int | None = None
+
+
+Verdict = New | Duplicate | Rejected
+
+
+def _bytes_hex(obj: object) -> str:
+    # CBOR byte strings may appear in command results; JSON has none.
+    if isinstance(obj, bytes):
+        return obj.hex()
+    raise TypeError(f"{type(obj).__name__} is not JSON")
+
+
+class Pipeline:
+    """Verification, dedupe and ACKs for all inputs of one gateway."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        stats: Stats,
+        commands: CommandBook,
+        *,
+        window: ReplayWindow | None = None,
+        topic_prefix: str = "hydrolink/v1",
+        raw_hex: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.registry = registry
+        self.keys: Mapping[int, bytes] = registry.keys
+        self.stats = stats
+        self.commands = commands
+        self.window = window or ReplayWindow()
+        self.topic_prefix = topic_prefix.rstrip("/")
+        self.raw_hex = raw_hex
+        self.clock = clock
+
+    def set_registry(self, registry: Registry) -> None:
+        self.registry = registry
+        self.keys = registry.keys
+
+    def topic(self, station: int, kind: str) -> str:
+        return f"{self.topic_prefix}/{station}/{kind}"
+
+    def check(self, raw: bytes, link: str, link_station: int | None = None) -> Verdict:
+        """Classify one raw frame. ``link_station``: the station last seen on this link."""
+        try:
+            ftype, station, seq, _ = check_raw(raw)
+        except FrameError as e:
+            sid = link_station
+            if isinstance(e, BadCrc) and sid is None and len(raw) >= 5:
+                claimed = int.from_bytes(raw[1:5], "big")
+                sid = claimed if claimed in self.keys else None
+            return self._reject(e.reason, str(e), link, sid, bad_crc=isinstance(e, BadCrc))
+        if station not in self.keys:
+            return self._reject("unknown_station", f"station {station} is not in the registry",
+                                link, None)
+        if ftype not in UPLINK_TYPES:
+            return self._reject("downlink_type", f"station {station} sent a downlink frame"
+                                f" (type {ftype})", link, station)
+        try:
+            frame = decode_frame(raw, self.keys)
+            fresh = self.window.check(station, seq)
+        except FrameError as e:
+            return self._reject(e.reason, str(e), link, station)
+        if not fresh:
+            return Duplicate(frame)
+        now = self.clock()
+        name = None
+        st = self.registry.get(station)
+        if st is not None:
+            name = st.name
+        commands = self.commands.known.get(station) if ftype == RESULT else None
+        view = frame_payload(frame, name=name, received=now, link=link, raw_hex=self.raw_hex,
+                             commands=commands)
+        payload = json.dumps(view, separators=(",", ":"), default=_bytes_hex).encode()
+        record = Record(station, seq, ftype, frame.time, now, link, frame.raw,
+                        self.topic(station, topic_kind(ftype)), payload)
+        return New(frame, record)
+
+    def _reject(self, reason: str, message: str, link: str, station: int | None,
+                bad_crc: bool = False) -> Rejected:
+        self.stats.rejected[reason] += 1
+        if station is not None and station in self.keys:
+            st = self.stats.station(station)
+            if bad_crc:
+                st.bad_crc += 1
+            else:
+                st.rejected += 1
+        log.info("frame rejected", extra={"fields": {
+            "reason": reason, "link": link, "station": station, "detail": message}})
+        return Rejected(reason, message, station)
+
+    def deframe_error(self, error: FrameError, link: str, link_station: int | None) -> Rejected:
+        """Count a COBS or over-long-garbage error of the deframer."""
+        return self._reject(error.reason, str(error), link, link_station)
+
+    def committed(self, frame: Frame, link: str, received: float) -> None:
+        """The frame is on disk: it is now accepted (window, counters, command results)."""
+        self.window.accept(frame.station, frame.seq)
+        st = self.stats.station(frame.station)
+        st.frames += 1
+        st.last_seen = received
+        st.last_seq = max(st.last_seq, frame.seq)
+        st.link = link
+        st.clock_offset = round(frame.time + EPOCH_UNIX - received, 3)
+        self.stats.accepted[frame.type_name] += 1
+        if frame.type == RESULT and isinstance(frame.body, Results):
+            self.commands.answered(frame.station, [r.id for r in frame.body.results])
+
+    def duplicate(self, frame: Frame, link: str, received: float) -> None:
+        self.stats.duplicates += 1
+        st = self.stats.station(frame.station)
+        st.duplicates += 1
+        st.last_seen = received
+        st.link = link
+
+    def ack(self, station: int, seq: int) -> tuple[bytes, tuple[int, ...]]:
+        """The wire bytes of the ACK for ``seq`` (gateway UTC time, waiting commands),
+        and the ids of the commands it carries."""
+        key = self.keys.get(station)
+        if key is None:  # removed from the registry between check and ACK
+            raise Malformed(f"station {station} left the registry")
+        now = int(self.clock()) - EPOCH_UNIX
+        commands = self.commands.for_ack(station)
+        while True:
+            try:
+                raw = encode_frame(ACK, station, seq, now, Ack((seq,), commands), key)
+                break
+            except ValueError:
+                if not commands:
+                    raise
+                commands = commands[:-1]  # too big for one frame: the rest go next time
+        self.stats.acks += 1
+        return wrap(raw), tuple(c.id for c in commands)

@@ -1,0 +1,389 @@
+"""The gateway process: inputs -> pipeline -> spool -> ACK, and spool -> MQTT.
+
+One asyncio loop runs everything; SQLite runs on its own thread (group commits),
+serial ports on theirs. The order for each valid new frame is: verify, submit to
+the spool, and only when its group commit is on disk, accept it (replay window)
+and send the ACK on the link it came from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from protocol.codec import Frame, ReplayWindow, Results
+from protocol.errors import FrameError
+
+from ..registry import Registry, RegistryError, load_registry
+from .commands import CommandBook
+from .config import Config, default_client_id
+from .forwarder import Forwarder
+from .inputs import Link, SerialLink, TcpServer
+from .metrics import Stats, StatsCollector
+from .pipeline import Duplicate, New, Pipeline, Rejected
+from .spool import Spool, SpoolError, SpoolWriter
+
+log = logging.getLogger("hydrolink.gateway")
+
+STATS_EVERY = 5.0      # seconds between status snapshots into the spool
+COMMANDS_EVERY = 1.0   # seconds between checks for newly queued commands
+PRUNE_EVERY = 600.0
+
+
+def _hex(obj: object) -> str:
+    if isinstance(obj, bytes):
+        return obj.hex()
+    raise TypeError(f"{type(obj).__name__} is not JSON")
+
+
+class GatewayError(Exception):
+    """The gateway cannot start. ``str()`` is one line."""
+
+
+class Gateway:
+    def __init__(self, cfg: Config, registry: Registry | None = None) -> None:
+        self.cfg = cfg
+        try:
+            self.registry = registry or load_registry(cfg.registry or "")
+        except RegistryError as e:
+            raise GatewayError(str(e)) from None
+        self.stats = Stats()
+        self.commands = CommandBook()
+        max_bytes = int(cfg.spool_max_mb * 1024 * 1024) if cfg.spool_max_mb else None
+        try:
+            self.spool = Spool(cfg.spool, max_bytes=max_bytes)
+        except SpoolError as e:
+            raise GatewayError(str(e)) from None
+        self.window = ReplayWindow()
+        self.pipeline = Pipeline(self.registry, self.stats, self.commands, window=self.window,
+                                 topic_prefix=cfg.topic_prefix, raw_hex=cfg.raw_hex)
+        self.pending: dict[tuple[int, int], asyncio.Future[None]] = {}
+        self.writer: SpoolWriter | None = None
+        self.forwarder: Forwarder | None = None
+        self.tcp: TcpServer | None = None
+        self.serials: list[SerialLink] = []
+        self.tasks: list[asyncio.Task[Any]] = []
+        self.stopped = asyncio.Event()
+        self.ready = asyncio.Event()
+        self._spool_down = False
+        self._data_version = -1
+        self._metrics_server: Any = None
+
+    # ------------------------------------------------------------ the hot path
+
+    def feed(self, link: Link, data: bytes) -> None:
+        """Bytes from a link: deframe, and handle every frame in them."""
+        for item in link.deframer.feed(data):
+            if isinstance(item, FrameError):
+                self.pipeline.deframe_error(item, link.name, link.station)
+            else:
+                self.handle(link, item)
+
+    def handle(self, link: Link, raw: bytes) -> None:
+        t0 = time.perf_counter()
+        verdict = self.pipeline.check(raw, link.name, link.station)
+        if isinstance(verdict, Rejected):
+            return
+        frame = verdict.frame
+        link.station = frame.station
+        key = (frame.station, frame.seq)
+        inflight = self.pending.get(key)
+        if inflight is not None:
+            # Sent again before its first copy was on disk: ACK when that commit lands.
+            inflight.add_done_callback(lambda f: self._after_commit(f, link, frame, t0, False))
+            return
+        if isinstance(verdict, Duplicate):
+            self.pipeline.duplicate(frame, link.name, time.time())
+            self._ack(link, frame, t0)
+            return
+        assert isinstance(verdict, New) and self.writer is not None
+        if isinstance(frame.body, Results):
+            now = time.time()
+            for r in frame.body.results:  # same group commit as the frame
+                detail = None if r.detail is None else json.dumps(r.detail, default=_hex)
+                self.writer.execute(
+                    "UPDATE commands SET result = ?, detail = ?, done = ? WHERE station = ?"
+                    " AND id = ? AND result IS NULL", (r.code, detail, now, frame.station, r.id))
+        fut = self.writer.submit(verdict.record)
+        self.pending[key] = fut
+        received = verdict.record.received
+        fut.add_done_callback(lambda f: self._stored(f, link, frame, t0, received))
+
+    def _stored(self, fut: asyncio.Future[None], link: Link, frame: Frame, t0: float,
+                received: float) -> None:
+        self.pending.pop((frame.station, frame.seq), None)
+        if self._after_commit(fut, link, frame, t0, True, received) and self.forwarder:
+            self.forwarder.notify(frame.station)
+
+    def _after_commit(self, fut: asyncio.Future[None], link: Link, frame: Frame, t0: float,
+                      first: bool, received: float = 0.0) -> bool:
+        exc = fut.exception()
+        if exc is not None:
+            self.stats.refused += 1
+            if not self._spool_down:
+                self._spool_down = True
+                self.stats.spool_error = str(exc)
+                log.error("spool cannot store frames: NOT acknowledging until it can",
+                          extra={"fields": {"error": str(exc)}})
+            return False
+        if self._spool_down:
+            self._spool_down = False
+            self.stats.spool_error = ""
+            log.warning("spool writable again: acknowledging", extra={"fields": {
+                "refused": self.stats.refused}})
+        if first:
+            self.pipeline.committed(frame, link.name, received)
+        else:
+            self.pipeline.duplicate(frame, link.name, time.time())
+        self._ack(link, frame, t0)
+        return True
+
+    def _ack(self, link: Link, frame: Frame, t0: float) -> None:
+        try:
+            wire, command_ids = self.pipeline.ack(frame.station, frame.seq)
+        except (FrameError, ValueError) as e:
+            log.warning("no ACK", extra={"fields": {"station": frame.station, "error": str(e)}})
+            return
+        link.send(wire)
+        self.stats.observe_latency(time.perf_counter() - t0)
+        if command_ids and self.writer is not None:
+            marks = ",".join("?" * len(command_ids))
+            self.writer.execute(
+                f"UPDATE commands SET sent = ?, sends = sends + 1 WHERE station = ? AND id IN"
+                f" ({marks})", (time.time(), frame.station, *command_ids),
+            )
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        cfg = self.cfg
+        self.writer = SpoolWriter(self.spool)
+        self.tasks.append(asyncio.create_task(self.writer.run(), name="spool"))
+        highest, seen = await self.writer.call(self.spool.window)
+        for sid, h in highest.items():
+            self.window.highest[sid] = h
+        for sid, seq in seen:
+            self.window.seen.setdefault(sid, set()).add(seq)
+        saved = await self.writer.call(self.spool.meta, "stats")
+        self._restore_stats(saved)
+        await self._reload_commands()
+        log.info("spool open", extra={"fields": {
+            "path": cfg.spool, "stations": len(highest), "window_rows": len(seen)}})
+        target = cfg.mqtt_target()
+        if target is not None:
+            self.forwarder = Forwarder(
+                target, self.writer, self.stats, client_id=cfg.mqtt_client_id or
+                default_client_id(), topic_prefix=cfg.topic_prefix, state_of=self.state_of,
+                ca=cfg.mqtt_ca, cert=cfg.mqtt_cert, key=cfg.mqtt_key,
+            )
+            self.tasks.append(asyncio.create_task(self.forwarder.run(), name="forwarder"))
+        addr = cfg.listen_address()
+        if addr is not None:
+            self.tcp = TcpServer(addr[0], addr[1], self.feed, idle_timeout=cfg.idle_timeout,
+                                 max_connections=cfg.max_connections,
+                                 on_connections=self._connections)
+            try:
+                await self.tcp.start()
+            except OSError as e:
+                raise GatewayError(f"--listen {cfg.listen}: {e.strerror or e}") from None
+        loop = asyncio.get_running_loop()
+        for spec in cfg.serial_specs():
+            link = SerialLink(spec, self.feed, loop)
+            link.start()
+            self.serials.append(link)
+        maddr = cfg.metrics_address()
+        if maddr is not None:
+            self._start_metrics(*maddr)
+        self.tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
+        self.ready.set()
+        log.info("gateway running", extra={"fields": {
+            "stations": len(self.registry.stations), "serial": len(self.serials),
+            "listen": f"{self.tcp.host}:{self.tcp.port}" if self.tcp else None,
+            "mqtt": f"{target.host}:{target.port}" if target else None}})
+
+    def _connections(self, n: int) -> None:
+        self.stats.connections = n
+
+    def _start_metrics(self, host: str, port: int) -> None:
+        from prometheus_client import CollectorRegistry, start_http_server
+
+        reg = CollectorRegistry()
+        reg.register(StatsCollector(self.stats))
+        try:
+            self._metrics_server, _ = start_http_server(port, host, registry=reg)
+        except OSError as e:
+            raise GatewayError(f"--metrics {host}:{port}: {e.strerror or e}") from None
+
+    def reload_registry(self) -> None:
+        """SIGHUP: read the registry again; keep the old one if the new one is bad."""
+        try:
+            reg = load_registry(self.registry.path)
+        except RegistryError as e:
+            log.error("registry not reloaded", extra={"fields": {"error": str(e)}})
+            return
+        self.registry = reg
+        self.pipeline.set_registry(reg)
+        log.info("registry reloaded", extra={"fields": {"stations": len(reg.stations)}})
+
+    async def _reload_commands(self) -> None:
+        assert self.writer is not None
+        version = await self.writer.call(self.spool.data_version)
+        rows = await self.writer.call(self.spool.commands, None, False)
+        self._data_version = version
+        self.commands.load(rows)
+
+    async def _housekeeping(self) -> None:
+        assert self.writer is not None
+        last_stats = last_prune = time.monotonic()
+        while True:
+            await asyncio.sleep(COMMANDS_EVERY)
+            try:
+                version = await self.writer.call(self.spool.data_version)
+                if version != self._data_version:
+                    await self._reload_commands()
+                now = time.monotonic()
+                if now - last_stats >= STATS_EVERY:
+                    last_stats = now
+                    self.stats.spool_pending = await self.writer.call(self.spool.pending_count)
+                    await self.save_stats()
+                if now - last_prune >= PRUNE_EVERY:
+                    last_prune = now
+                    cutoff = time.time() - self.cfg.retain_days * 86400
+                    await self.writer.call(self.spool.prune, cutoff)
+            except SpoolError as e:
+                log.warning("housekeeping", extra={"fields": {"error": str(e)}})
+
+    async def save_stats(self) -> None:
+        assert self.writer is not None
+        self.writer.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                            ("stats", json.dumps(self.stats.snapshot())))
+
+    def _restore_stats(self, saved: Any) -> None:
+        """Counters continue across restarts (last seen, link quality, rejections)."""
+        if not isinstance(saved, dict):
+            return
+        from .metrics import StationStats
+
+        for reason, n in saved.get("rejected", {}).items():
+            self.stats.rejected[reason] += int(n)
+        for name, n in saved.get("accepted", {}).items():
+            self.stats.accepted[name] += int(n)
+        for key in ("duplicates", "acks", "refused", "forwarded"):
+            setattr(self.stats, key, int(saved.get(key, 0)))
+        for sid, st in saved.get("stations", {}).items():
+            fields = {k: v for k, v in st.items() if k in StationStats.__dataclass_fields__}
+            self.stats.stations[int(sid)] = StationStats(**fields)
+
+    def state_of(self, station: int) -> dict[str, Any]:
+        """The retained ``state`` message of a station."""
+        from .payload import iso
+
+        st = self.stats.station(station)
+        reg = self.registry.get(station)
+        out: dict[str, Any] = {
+            "v": 1, "station": station, "name": reg.name if reg else None,
+            "last_seen": iso(st.last_seen) if st.last_seen else None, "last_seq": st.last_seq,
+            "link": st.link, "frames": st.frames, "duplicates": st.duplicates,
+            "bad_crc": st.bad_crc, "bad_crc_rate": round(st.bad_crc_rate(), 6),
+            "rejected": st.rejected, "clock_offset_s": st.clock_offset,
+            "commands_waiting": len(self.commands.waiting.get(station, ())),
+        }
+        if reg is not None and reg.location is not None:
+            loc = reg.location
+            out["location"] = {"lat": loc.lat, "lon": loc.lon, "elevation_m": loc.elevation_m}
+        return out
+
+    async def stop(self) -> None:
+        """Stop inputs, commit and ACK what is in flight, close the spool."""
+        if self.tcp is not None:
+            await self.tcp.stop()
+        for link in self.serials:
+            link.stop()
+        for link in self.serials:
+            await asyncio.get_running_loop().run_in_executor(None, link.join)
+        if self.writer is not None:
+            await self.writer.flush()
+        if self.forwarder is not None:
+            self.forwarder.stopping = True
+            # a moment for PUBACKs of what is already published
+            await asyncio.sleep(0.2)
+            await self.writer.flush() if self.writer else None
+        for t in self.tasks:
+            if t.get_name() != "spool":
+                t.cancel()
+        for t in self.tasks:
+            if t.get_name() != "spool":
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+        if self.writer is not None:
+            await self.save_stats()
+            await self.writer.close()
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+        self.stopped.set()
+        log.info("gateway stopped", extra={"fields": {"acks": self.stats.acks}})
+
+
+# ---------------------------------------------------------------- logging
+
+
+class _Formatter(logging.Formatter):
+    def __init__(self, as_json: bool) -> None:
+        super().__init__()
+        self.as_json = as_json
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields: dict[str, Any] = getattr(record, "fields", {}) or {}
+        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + (
+            f".{int(record.msecs):03d}Z")
+        if self.as_json:
+            return json.dumps({"ts": ts, "level": record.levelname.lower(),
+                               "event": record.getMessage(), **fields}, default=str)
+        parts = [ts, record.levelname.lower(), record.getMessage()]
+        for k, v in fields.items():
+            if v is None:
+                continue
+            text = str(v)
+            parts.append(f"{k}={json.dumps(text) if (' ' in text or not text) else text}")
+        return " ".join(parts)
+
+
+def setup_logging(level: str, fmt: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter(fmt == "json"))
+    root = logging.getLogger("hydrolink")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    root.propagate = False
+    logging.getLogger("mqtt").setLevel(logging.WARNING)
+
+
+# ---------------------------------------------------------------- running
+
+
+async def serve(cfg: Config, on_ready: Callable[[Gateway], None] | None = None) -> int:
+    """Run until SIGTERM or SIGINT; SIGHUP reloads the registry."""
+    gw = Gateway(cfg)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, gw.reload_registry)
+    try:
+        await gw.start()
+        if on_ready is not None:
+            on_ready(gw)
+        await stop.wait()
+        log.info("stopping", extra={"fields": {"pending_commits": len(gw.pending)}})
+    finally:
+        await gw.stop()
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+    return 0

@@ -1,0 +1,399 @@
+"""The gateway's durable spool: SQLite in WAL mode, one file.
+
+Every accepted frame is a row of ``frames``; a row is committed before its ACK is
+sent, and marked ``forwarded`` only after the broker's PUBACK. Commits are grouped
+(:class:`SpoolWriter`): frames that arrive while one commit is on disk go into the
+next, so an fsync is paid per group, not per frame.
+
+Why SQLite: it is in the standard library, a WAL commit is one append and one
+fsync, a ``kill -9`` at any instant leaves the last committed transaction intact,
+and the command-line tools (``hydrolink command``) can queue commands into the
+same file from another process while the gateway runs.
+
+All SQLite calls of a process go through one connection on one thread
+(:class:`SpoolWriter` owns it); errors are translated here into :class:`SpoolError`
+and :class:`SpoolFull` (``raise ... from None``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from protocol.codec import REPLAY_WINDOW
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS frames (
+    id        INTEGER PRIMARY KEY,  -- spool order = forwarding order
+    station   INTEGER NOT NULL,
+    seq       INTEGER NOT NULL,
+    type      INTEGER NOT NULL,
+    time      INTEGER NOT NULL,     -- station clock, hydrolink seconds
+    received  REAL    NOT NULL,     -- gateway clock, Unix seconds
+    link      TEXT    NOT NULL,
+    raw       BLOB    NOT NULL,     -- the frame as received, without COBS
+    topic     TEXT    NOT NULL,
+    payload   BLOB    NOT NULL,     -- JSON published to the topic
+    forwarded REAL,                 -- Unix time of the PUBACK; NULL while pending
+    UNIQUE (station, seq)
+);
+CREATE INDEX IF NOT EXISTS frames_pending ON frames (id) WHERE forwarded IS NULL;
+CREATE INDEX IF NOT EXISTS frames_received ON frames (received);
+CREATE TABLE IF NOT EXISTS stations (
+    station INTEGER PRIMARY KEY,
+    highest INTEGER NOT NULL        -- highest accepted seq, survives pruning
+);
+CREATE TABLE IF NOT EXISTS commands (
+    station    INTEGER NOT NULL,
+    id         INTEGER NOT NULL,
+    op         INTEGER NOT NULL,
+    args       TEXT,                -- JSON; NULL: no arguments on the wire
+    queued     REAL    NOT NULL,
+    sent       REAL,                -- last time it went out in an ACK
+    sends      INTEGER NOT NULL DEFAULT 0,
+    result     INTEGER,             -- result code; NULL while waiting
+    detail     TEXT,                -- JSON
+    done       REAL,
+    PRIMARY KEY (station, id)
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+SQLITE_FULL = 13
+
+
+class SpoolError(Exception):
+    """The spool cannot be opened or written. ``str()`` is one line."""
+
+
+class SpoolFull(SpoolError):
+    """The disk (or the configured size cap) is full: nothing more can be stored."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """One accepted frame, ready to be stored."""
+
+    station: int
+    seq: int
+    type: int
+    time: int
+    received: float
+    link: str
+    raw: bytes
+    topic: str
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class CommandRow:
+    station: int
+    id: int
+    op: int
+    args: Any
+    queued: float
+    sent: float | None
+    sends: int
+    result: int | None
+    detail: Any
+    done: float | None
+
+
+def _translate(e: sqlite3.Error, path: Path) -> SpoolError:
+    code = getattr(e, "sqlite_errorcode", None)
+    if code == SQLITE_FULL:
+        return SpoolFull(f"spool {path}: disk or size cap full ({e})")
+    return SpoolError(f"spool {path}: {e}")
+
+
+class Spool:
+    """Synchronous access to the spool file. Not thread-safe: one thread uses it."""
+
+    def __init__(self, path: str | Path, max_bytes: int | None = None, readonly: bool = False):
+        self.path = Path(path)
+        try:
+            if readonly:
+                if not self.path.exists():
+                    raise SpoolError(f"spool {self.path}: no such file")
+                self.db = sqlite3.connect(
+                    f"file:{self.path}?mode=ro", uri=True, isolation_level=None,
+                    check_same_thread=False, timeout=10,
+                )
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.db = sqlite3.connect(
+                    self.path, isolation_level=None, check_same_thread=False, timeout=10
+                )
+                mode = self.db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                if mode != "wal":
+                    raise SpoolError(f"spool {self.path}: cannot use WAL mode (got {mode})")
+                # FULL: a commit is on disk (fsync of the WAL) before we ACK.
+                self.db.execute("PRAGMA synchronous=FULL")
+                self.db.executescript(SCHEMA)
+                if max_bytes:
+                    page = self.db.execute("PRAGMA page_size").fetchone()[0]
+                    self.db.execute(f"PRAGMA max_page_count={max(16, max_bytes // page)}")
+        except sqlite3.Error as e:
+            raise _translate(e, self.path) from None
+        except OSError as e:
+            raise SpoolError(f"spool {self.path}: {e.strerror or e}") from None
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.db.close()
+
+    # ------------------------------------------------------------ writing
+
+    def commit(
+        self,
+        records: Sequence[Record],
+        forwarded: Sequence[int] = (),
+        statements: Sequence[tuple[str, tuple[Any, ...]]] = (),
+    ) -> None:
+        """Store frames, mark forwarded rows and run extra statements in one transaction."""
+        db = self.db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                if records:
+                    db.executemany(
+                        "INSERT OR IGNORE INTO frames (station, seq, type, time, received, link,"
+                        " raw, topic, payload) VALUES (?,?,?,?,?,?,?,?,?)",
+                        [(r.station, r.seq, r.type, r.time, r.received, r.link, r.raw, r.topic,
+                          r.payload) for r in records],
+                    )
+                    highest: dict[int, int] = {}
+                    for r in records:
+                        highest[r.station] = max(highest.get(r.station, 0), r.seq)
+                    db.executemany(
+                        "INSERT INTO stations (station, highest) VALUES (?, ?) ON CONFLICT(station)"
+                        " DO UPDATE SET highest = max(highest, excluded.highest)",
+                        list(highest.items()),
+                    )
+                if forwarded:
+                    now = time.time()
+                    db.executemany(
+                        "UPDATE frames SET forwarded = ? WHERE id = ?",
+                        [(now, i) for i in forwarded],
+                    )
+                for sql, params in statements:
+                    db.execute(sql, params)
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as e:
+            raise _translate(e, self.path) from None
+
+    def prune(self, before: float | None = None, limit: int = 10000) -> int:
+        """Delete forwarded rows received before ``before`` (all forwarded: None), oldest first."""
+        cond = "forwarded IS NOT NULL" + ("" if before is None else " AND received < ?")
+        params: tuple[Any, ...] = () if before is None else (before,)
+        try:
+            cur = self.db.execute(
+                f"DELETE FROM frames WHERE id IN (SELECT id FROM frames WHERE {cond}"
+                f" ORDER BY id LIMIT {int(limit)})", params,
+            )
+            return cur.rowcount
+        except sqlite3.Error as e:
+            raise _translate(e, self.path) from None
+
+    def set_meta(self, key: str, value: Any) -> None:
+        self.commit((), (), [("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                              (key, json.dumps(value)))])
+
+    # ------------------------------------------------------------ reading
+
+    def _all(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        try:
+            return self.db.execute(sql, tuple(params)).fetchall()
+        except sqlite3.Error as e:
+            raise _translate(e, self.path) from None
+
+    def pending(self, after: int, limit: int) -> list[tuple[int, str, bytes]]:
+        """Rows not yet forwarded with id > ``after``, in spool order."""
+        return [(int(i), str(t), bytes(p)) for i, t, p in self._all(
+            "SELECT id, topic, payload FROM frames WHERE forwarded IS NULL AND id > ?"
+            " ORDER BY id LIMIT ?", (after, limit))]
+
+    def pending_count(self) -> int:
+        return int(self._all("SELECT count(*) FROM frames WHERE forwarded IS NULL")[0][0])
+
+    def count(self) -> int:
+        return int(self._all("SELECT count(*) FROM frames")[0][0])
+
+    def window(self) -> tuple[dict[int, int], list[tuple[int, int]]]:
+        """Highest seq per station and the (station, seq) pairs inside each replay window."""
+        highest = {int(s): int(h) for s, h in self._all("SELECT station, highest FROM stations")}
+        seen = [(int(s), int(q)) for s, q in self._all(
+            "SELECT f.station, f.seq FROM frames f JOIN stations s ON f.station = s.station"
+            " WHERE f.seq > s.highest - ?", (REPLAY_WINDOW,))]
+        return highest, seen
+
+    def commands(self, station: int | None = None, waiting_only: bool = False) -> list[CommandRow]:
+        where, params = [], []
+        if station is not None:
+            where.append("station = ?")
+            params.append(station)
+        if waiting_only:
+            where.append("result IS NULL")
+        sql = ("SELECT station, id, op, args, queued, sent, sends, result, detail, done"
+               " FROM commands" + (" WHERE " + " AND ".join(where) if where else "")
+               + " ORDER BY station, id")
+        return [
+            CommandRow(int(s), int(i), int(op), None if a is None else json.loads(a), q, sent,
+                       int(n), r, None if d is None else json.loads(d), done)
+            for s, i, op, a, q, sent, n, r, d, done in self._all(sql, params)
+        ]
+
+    def queue_command(self, station: int, op: int, args: Any) -> int:
+        """Queue a command; returns its id (per station, increasing from 1)."""
+        db = self.db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                (last,) = db.execute(
+                    "SELECT coalesce(max(id), 0) FROM commands WHERE station = ?", (station,)
+                ).fetchone()
+                cid = int(last) + 1
+                db.execute(
+                    "INSERT INTO commands (station, id, op, args, queued) VALUES (?,?,?,?,?)",
+                    (station, cid, op, None if args is None else json.dumps(args), time.time()),
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as e:
+            raise _translate(e, self.path) from None
+        return cid
+
+    def meta(self, key: str) -> Any:
+        rows = self._all("SELECT value FROM meta WHERE key = ?", (key,))
+        return json.loads(rows[0][0]) if rows else None
+
+    def data_version(self) -> int:
+        """Changes when another connection (``hydrolink command``) commits."""
+        return int(self._all("PRAGMA data_version")[0][0])
+
+
+class SpoolWriter:
+    """Group commit: frames submitted while a commit runs go into the next one.
+
+    ``submit`` returns a future that is done when the frame is on disk (or fails
+    with :class:`SpoolError`). All spool calls run on one thread, in order.
+    """
+
+    def __init__(self, spool: Spool, max_batch: int = 2000) -> None:
+        self.spool = spool
+        self.max_batch = max_batch
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="spool")
+        self._records: list[Record] = []
+        self._futures: list[asyncio.Future[None]] = []
+        self._forwarded: list[int] = []
+        self._statements: list[tuple[str, tuple[Any, ...]]] = []
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closed = False
+        self.commits = 0
+        self.last_error: SpoolError | None = None
+
+    def submit(self, record: Record) -> asyncio.Future[None]:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._records.append(record)
+        self._futures.append(fut)
+        self._wake.set()
+        return fut
+
+    def mark_forwarded(self, ids: Iterable[int]) -> None:
+        self._forwarded.extend(ids)
+        self._wake.set()
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
+        """Run a statement in the next group commit (best effort, not awaited)."""
+        self._statements.append((sql, params))
+        self._wake.set()
+
+    async def call(self, fn: Any, *args: Any) -> Any:
+        """Run ``fn(*args)`` on the spool thread (reads, pruning)."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    @property
+    def backlog(self) -> int:
+        return len(self._records)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if not (self._records or self._forwarded or self._statements):
+                if self._closed:
+                    return
+                continue
+            self._idle.clear()
+            records, futures = self._records[: self.max_batch], self._futures[: self.max_batch]
+            del self._records[: self.max_batch], self._futures[: self.max_batch]
+            forwarded, self._forwarded = self._forwarded, []
+            statements, self._statements = self._statements, []
+            try:
+                await loop.run_in_executor(
+                    self.executor, self._commit, records, forwarded, statements
+                )
+            except SpoolError as e:
+                self.last_error = e
+                for f in futures:
+                    if not f.done():
+                        f.set_exception(e)
+            else:
+                self.last_error = None
+                self.commits += 1
+                for f in futures:
+                    if not f.done():
+                        f.set_result(None)
+            if self._records or self._forwarded or self._statements:
+                self._wake.set()
+            else:
+                self._idle.set()
+
+    def _commit(
+        self, records: list[Record], forwarded: list[int],
+        statements: list[tuple[str, tuple[Any, ...]]],
+    ) -> None:
+        try:
+            self.spool.commit(records, forwarded, statements)
+        except SpoolFull:
+            # Keep the PUBACK marks, then make room: forwarded rows are at the
+            # center already. The frames of this group are refused (not ACKed);
+            # their stations send them again.
+            try:
+                self.spool.commit((), forwarded, statements)
+                self.spool.prune(None, limit=max(1000, len(records) * 4))
+            except SpoolError:
+                pass
+            raise
+
+    async def flush(self) -> None:
+        """Wait until everything submitted so far is committed."""
+        while self._records or self._forwarded or self._statements or not self._idle.is_set():
+            self._wake.set()
+            await self._idle.wait()
+            await asyncio.sleep(0)
+
+    async def close(self) -> None:
+        await self.flush()
+        self._closed = True
+        self._wake.set()
+        await asyncio.get_running_loop().run_in_executor(self.executor, self.spool.close)
+        self.executor.shutdown(wait=True)
