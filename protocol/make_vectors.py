@@ -279,6 +279,17 @@ def invalid_vectors() -> list[dict[str, Any]]:
     bad_body("result_code_9", "result code 9 is undefined", b"\xa1\x01\x81\x82\x01\x09", vt=0x15)
     bad_body("command_args_null", "command with null args", b"\xa1\x02\x81\x83\x01\x04\xf6", vt=0x19)
     bad_body("ack_no_acks", "ack without key 1", b"\xa0", vt=0x18)
+    bad_body("ack_empty", "ack listing no seq", b"\xa1\x01\x80", vt=0x18)
+    bad_body("ack_other_seq", "ack whose list lacks the seq in its header (42)", b"\xa1\x01\x81\x18\x29",
+             vt=0x18, cddl_detects=False)
+    bad_body("report_default_dropped", "dropped written as 0 instead of left out", b"\xa2\x01\x80\x02\x00")
+    bad_body("report_default_flags", "flags written as 0 instead of left out", b"\xa2\x01\x80\x04\x00")
+    bad_body("alarm_level_with_window", "level_high alarm with a window",
+             b"\xa2\x01\x80\x03\x81\x85\x02\x01\x00\x00\x18\x3c", vt=0x12)
+    bad_body("alarm_rain_without_window", "rain alarm without its window",
+             b"\xa2\x01\x80\x03\x81\x84\x01\x01\x00\x00", vt=0x12)
+    bad_body("status_reset_cause_9", "reset cause 9 is undefined", b"\xa1\x05\x09", vt=0x13)
+    bad_body("command_id_zero", "command ids start at 1", b"\xa1\x02\x81\x82\x00\x04", vt=0x19)
     replayed = c.encode_message(report("data", [series(1, [0])], seq=904), k)
     add("replay_window_edge", "seq 904 after seq 5000: just outside the 4096 window", "Replay",
         replayed, accepted=[5000])
