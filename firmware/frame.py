@@ -395,13 +395,15 @@ def _finish(buf, p, key):
 
 def _series(buf, p, time, s):
     el, iv, start, vals, q = s
-    if type(el) is not int or el < 0:
+    if type(el) is not int or el < 0 or el > _U32_MAX:
         raise ValueError("element")
     if type(iv) is not int or iv < 1 or iv > _MAX_INTERVAL:
         raise ValueError("interval")
     k = time - time % iv - start
     if k % iv:
         raise ValueError("start off interval")
+    if k // iv > _U32_MAX or k // iv < -_U32_MAX:
+        raise ValueError("start too far")
     n = len(vals)
     runs = 0
     if q is not None:
@@ -449,6 +451,8 @@ def encode_report(buf, ft, station, seq, time, key, series, dropped=0, alarms=No
                 la = len(a)
                 if (la != 4 and la != 5) or not 1 <= a[0] <= 5 or not 0 <= a[1] <= 2:
                     raise ValueError("alarm")
+                if (la == 5) != (a[0] == 1 or a[0] == 3):
+                    raise ValueError("alarm window")
                 p = head(buf, p, 0x80, la)
                 for x in a:
                     p = put_int(buf, p, x)
@@ -468,12 +472,14 @@ def _body(buf, ft, station, seq, time, key, obj):
 
 def _cmds(cmds):
     for c in cmds:
-        if (len(c) != 2 and len(c) != 3) or (len(c) == 3 and c[2] is None):
+        if (len(c) != 2 and len(c) != 3) or (len(c) == 3 and c[2] is None) or c[0] < 1:
             raise ValueError("command")
     return cmds
 
 
 def encode_status(buf, station, seq, time, key, st):
+    if st.get(5, 0) > 5:
+        raise ValueError("reset cause")
     return _body(buf, STATUS, station, seq, time, key, st)
 
 
@@ -487,6 +493,8 @@ def encode_result(buf, station, seq, time, key, results):
 
 
 def encode_ack(buf, station, seq, time, key, acks, commands=None):
+    if seq not in acks:
+        raise ValueError("ack must list its seq")
     if commands:
         return _body(buf, ACK, station, seq, time, key, {1: acks, 2: _cmds(commands)})
     return _body(buf, ACK, station, seq, time, key, {1: acks})
@@ -538,10 +546,14 @@ def _dseries(it, time):
     if type(it) is not list or (len(it) != 4 and len(it) != 5):
         raise Malformed("series")
     el = _uint(it[0])
+    if el > _U32_MAX:
+        raise Malformed("element")
     iv = _uint(it[1])
     if iv < 1 or iv > _MAX_INTERVAL:
         raise Malformed("interval")
     k = _int(it[2])
+    if k > _U32_MAX or k < -_U32_MAX:
+        raise Malformed("offset")
     if type(it[3]) is not bytes:
         raise Malformed("values not bstr")
     vals = decode_values(it[3])
@@ -565,15 +577,19 @@ def _dalarm(a):
             _uint(a[i])
     if a[0] < 1 or a[0] > 5 or a[1] > 2:
         raise Malformed("alarm kind/state")
+    if (len(a) == 5) != (a[0] == 1 or a[0] == 3):
+        raise Malformed("alarm window")  # rain and level_rise only
     return a
 
 
 def _dcmd(c, top):
     # command [id, op, ?args] or result [id, code, ?detail]: a third item
-    # is never null (absent instead); top: highest code, -1 for any op
+    # is never null (absent instead); top: highest result code, -1 for a
+    # command (any op, id from 1)
     if type(c) is not list or (len(c) != 2 and len(c) != 3):
         raise Malformed("command/result")
-    _uint(c[0])
+    if _uint(c[0]) == 0 and top < 0:
+        raise Malformed("command id 0")
     if _uint(c[1]) > top >= 0:
         raise Malformed("result code")
     if len(c) == 3 and c[2] is None:
@@ -595,7 +611,8 @@ def _dstatus(b):
         if t == 0:
             _int(v)
         elif t == 1:
-            _uint(v)
+            if _uint(v) > 5 and k == 5:
+                raise Malformed("reset cause")
         elif t == 2:
             if type(v) is not str:
                 raise Malformed("status text")
@@ -609,7 +626,7 @@ def _dstatus(b):
     return st
 
 
-def decode_body(ft, data, time):
+def decode_body(ft, data, time, seq):
     b = cbor_decode(data)
     if type(b) is not dict:
         raise Malformed("body not a map")
@@ -626,13 +643,18 @@ def decode_body(ft, data, time):
             alarms = [_dalarm(a) for a in _list(b[3], True)]
         elif ft == ALARM:
             raise Malformed("alarm frame without alarms")
+        # defaults are left out, so that a report has one encoding
+        if b.get(2, 1) == 0 or b.get(4, 1) == 0:
+            raise Malformed("default written")
         return (series, _uint(b.get(2, 0)), alarms, _uint(b.get(4, 0)))
     if ft == STATUS:
         return _dstatus(b)
     if ft == ACK:
         if 1 not in b:
             raise Malformed("no acks")
-        acks = [_uint(s) for s in _list(b[1], False)]
+        acks = [_uint(s) for s in _list(b[1], True)]
+        if seq not in acks:
+            raise Malformed("ack lacks its seq")
         cmds = []
         if 2 in b:
             cmds = [_dcmd(c, -1) for c in _list(b[2], True)]
@@ -676,8 +698,9 @@ def decode(raw, keys):
         r |= t[i] ^ raw[e + i]
     if r:
         raise BadTag("tag")
+    seq = _u32(raw, 5)
     time = _u32(raw, 9)
-    return (ft, station, _u32(raw, 5), time, decode_body(ft, mv[HEADER:e], time))
+    return (ft, station, seq, time, decode_body(ft, mv[HEADER:e], time, seq))
 
 
 # ---- replay window (§6, uplink) ------------------------------------------------

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from hashlib import sha256
 from itertools import accumulate, chain
-from typing import Any
+from typing import Any, TypeVar
 
 import cbor2
 import crcmod.predefined
@@ -526,9 +526,10 @@ def _list(v: Any, what: str, nonempty: bool = False) -> list[Any]:
 
 
 _new = object.__new__
+_T = TypeVar("_T")
 
 
-def _make(cls: type[Any], **fields: Any) -> Any:
+def _make(cls: type[_T], **fields: Any) -> _T:
     """Build a frozen dataclass without its __init__: 0.5 instead of 1.2 us, on the receive path."""
     obj = _new(cls)
     obj.__dict__.update(fields)

@@ -207,6 +207,10 @@ class Spool:
         except sqlite3.Error as e:
             raise _translate(e, self.path) from None
 
+    def delete(self, ids: Sequence[int]) -> None:
+        """Delete rows by id (forwarded rows, when there is no room to mark them)."""
+        self.commit((), (), [("DELETE FROM frames WHERE id = ?", (i,)) for i in ids])
+
     def set_meta(self, key: str, value: Any) -> None:
         self.commit((), (), [("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                               (key, json.dumps(value)))])
@@ -374,14 +378,16 @@ class SpoolWriter:
         try:
             self.spool.commit(records, forwarded, statements)
         except SpoolFull:
-            # Keep the PUBACK marks, then make room: forwarded rows are at the
-            # center already. The frames of this group are refused (not ACKed);
-            # their stations send them again.
+            # The frames of this group are refused (not ACKed); their stations send
+            # them again. Make room for them: forwarded rows are at the center already.
+            with contextlib.suppress(SpoolError):
+                self.spool.prune(None, limit=max(1000, len(records) * 4))
             try:
                 self.spool.commit((), forwarded, statements)
-                self.spool.prune(None, limit=max(1000, len(records) * 4))
-            except SpoolError:
-                pass
+            except SpoolFull:
+                # Not even room to mark them: delete the just-forwarded rows instead.
+                with contextlib.suppress(SpoolError):
+                    self.spool.delete(forwarded)
             raise
 
     async def flush(self) -> None:

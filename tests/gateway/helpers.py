@@ -388,6 +388,8 @@ class Conn:
             fut = self.waiters.get(seq)
             if fut is None or fut.done():
                 fut = self.waiters[seq] = asyncio.get_running_loop().create_future()
+            if self.task.done():
+                raise ConnectionError("the gateway closed the connection")
             wire = c.wrap(raw)
             self.write(mangle(wire) if mangle else wire)
             try:
@@ -478,6 +480,43 @@ class SocketSerialServer:
             self.server.close()
 
 
+async def resilient_station(st: SimStation, port: Callable[[], int], frames: int, *,
+                            retry: float = 1.0, deadline: float = 90.0,
+                            mangle: Callable[[bytes], bytes] | None = None,
+                            pause: float = 0.0, alarm_every: int = 0) -> None:
+    """Send ``frames`` reports over TCP, reconnecting whenever the gateway goes away.
+
+    A frame is sent again byte for byte until ACKed, across reconnections.
+    """
+    end = time.monotonic() + deadline
+    pending: bytes | None = None
+    done = 0
+    while done < frames:
+        if time.monotonic() > end:
+            raise AssertionError(f"station {st.sid}: only {done} of {frames} frames ACKed")
+        try:
+            conn, w = await tcp_conn(st, port())
+        except OSError:
+            await asyncio.sleep(0.05)
+            continue
+        try:
+            while done < frames:
+                if pending is None:
+                    alarm = bool(alarm_every) and done % alarm_every == alarm_every - 1
+                    pending = st.report(alarm=alarm)
+                await conn.send(pending, retry=retry, deadline=end - time.monotonic(),
+                                mangle=mangle)
+                pending = None
+                done += 1
+                if pause:
+                    await asyncio.sleep(pause)
+        except (ConnectionError, OSError):
+            await asyncio.sleep(0.05)
+        finally:
+            await conn.close()
+            w.close()
+
+
 def obs_by_key(messages: Iterable[tuple[Any, ...]]) -> dict[tuple[int, int], dict[str, Any]]:
     """Station frames published (obs, alarm, events), by (station, seq); last copy wins."""
     out: dict[tuple[int, int], dict[str, Any]] = {}
@@ -517,3 +556,8 @@ def run(coro: Any, timeout: float = 120) -> Any:
     async def bounded() -> Any:
         return await asyncio.wait_for(coro, timeout)
     return asyncio.run(bounded())
+
+
+async def together(*coros: Any) -> list[Any]:
+    """``asyncio.gather`` created inside the running loop (for :func:`run`)."""
+    return list(await asyncio.gather(*coros))
