@@ -29,7 +29,7 @@ DEFAULTS = {
     "record_interval": 300,  # 5 .. 86400, divides 86400: values at :00, :05 ... UTC
     "report_interval": 3600,  # 300 .. 86400, multiple of record_interval
     "shed_report_interval": 10800,  # report interval in low power; >= report_interval
-    "batt_interval": 3600,  # battery + logger temperature recorded every N s (<= 3600)
+    "batt_interval": 3600,  # battery + logger temperature recorded every N s: hourly, or each record if rarer
     "status_interval": 86400,  # status report (SPEC §8: at least daily)
     # -- tipping-bucket rain gauge
     "tip_tenths": 2,  # rain per tip in 0.1 mm: 0.1 mm -> 1, 0.2 -> 2, 0.5 -> 5
@@ -89,7 +89,7 @@ _INT = {
     "record_interval": (5, 86400, False),
     "report_interval": (300, 86400, False),
     "shed_report_interval": (300, 86400, False),
-    "batt_interval": (5, 3600, False),
+    "batt_interval": (5, 86400, False),
     "status_interval": (3600, 86400, False),
     "tip_tenths": (1, 100, False),
     "debounce_ms": (1, 2000, False),
@@ -191,8 +191,9 @@ def _cross(c):
         return "report_interval must be a multiple of record_interval"
     if c["shed_report_interval"] % ri or c["shed_report_interval"] < c["report_interval"]:
         return "shed_report_interval must be a multiple of record_interval and >= report_interval"
-    if c["batt_interval"] % ri:
-        return "batt_interval must be a multiple of record_interval"
+    bi = c["batt_interval"]
+    if bi % ri or 86400 % bi or bi > max(ri, 3600):
+        return "batt_interval must be a multiple of record_interval dividing 86400, at most 3600 or one record"
     if (c["median_n"] - 1) * si >= ri:
         return "median_n samples must fit in one record_interval"
     if not _window_ok(c["rain_window_s"], ri):
