@@ -42,6 +42,11 @@ _VALUE = const(1)
 _FAULT = const(2)
 
 
+# Measured on the unix VM (64-bit, so about twice a 32-bit board's figure):
+# a Sampler with its four Checks takes 1.7 KB; one 5-minute cycle (samples,
+# record, alarm updates) allocates ~0.6 KB of short-lived tuples, and
+# gc.mem_alloc() after six simulated days is what it was after one
+# (tests/vm/vm_sampler.py prints the figures).
 class Sampler:
     def __init__(self, cfg, t_start=None):
         # t_start: hydrolink time at which the rain gauge started counting
