@@ -62,6 +62,12 @@ class Sampler:
         self.configure(cfg)
 
     def configure(self, cfg):
+        # new settings from the next sample on; the samples already in the
+        # ring stay unless their spacing changed (a set_config mid-window
+        # does not cost that mark its median)
+        if getattr(self, "si", 0) != cfg["sample_interval"]:
+            for i in range(_MAXN):
+                self._s[i] = _EMPTY
         self.si = cfg["sample_interval"]
         self.ri = cfg["record_interval"]
         self.n = cfg["median_n"]
@@ -74,8 +80,6 @@ class Sampler:
         self.rain_qc = qc.Check(ri, 0, cfg["qc_rain_max_tenths"])
         self.batt_qc = qc.Check(ri, 0, 60000)
         self.temp_qc = qc.Check(ri, -400, 850)  # the electronics' -40 .. 85 degC
-        for i in range(_MAXN):
-            self._s[i] = _EMPTY
 
     def is_mark(self, t):
         return t % self.ri == 0

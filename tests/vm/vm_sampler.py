@@ -127,6 +127,18 @@ def test_battery_and_temperature_hourly():
     assert r[3] == (LOGGER_TEMP, 10800, 9999, qc.OUT_OF_RANGE)
 
 
+def test_configure_mid_window_keeps_the_samples():
+    s = make(0)
+    for t in (60, 120, 180):
+        s.add_level_sample(t, 500)
+    s.configure(config.validate({"tip_tenths": 5})[0])
+    s.add_level_sample(240, 501)
+    s.add_level_sample(300, 502)
+    assert s.record(300, 1)[:2] == [(RAIN, 300, 5, 0), (LEVEL, 300, 500, 0)]
+    s.configure(config.validate({"sample_interval": 30, "median_n": 2})[0])
+    assert s.record(600, 0)[1] == (LEVEL, 600, None, qc.MISSING)
+
+
 def test_no_level_sensor_no_level_reading():
     s = make(0, level_sensor="none")
     assert [r[0] for r in s.record(300, 0)] == [RAIN]
