@@ -257,7 +257,7 @@ def load(path, last=None):
     try:
         with open(path) as f:
             d = json.load(f)
-    except (OSError, ValueError) as e:
+    except Exception as e:  # OSError, ValueError, deep nesting...: a bad file is never fatal
         return dict(good), ["config: bad file (%s), keeping last good" % e]
     if type(d) is not dict:
         return dict(good), ["config: not a JSON object, keeping last good"]

@@ -128,7 +128,7 @@ def test_save_load_roundtrip_writes_only_changes():
 def test_broken_json_keeps_last_good():
     clean()
     last, _ = config.validate({"station": 5, "report_interval": 7200})
-    for text in ('{"station": 5, "report_int', "", "[1, 2]", "\x00\xff"):
+    for text in ('{"station": 5, "report_int', "", "[1, 2]", "\x00\xff", "[" * 2000):
         write(text)
         cfg, errors = config.load(PATH, last)
         assert cfg == last, text
@@ -148,6 +148,9 @@ def test_bad_value_in_file_keeps_last_good_value():
     assert cfg["report_interval"] == 3600  # absent from the file: default
     cfg, errors = config.load(PATH)  # at boot: the default for the bad key
     assert cfg["debounce_ms"] == 200 and cfg["station"] == 5
+    write('{"station": 1e999}')
+    cfg, errors = config.load(PATH, last)
+    assert cfg["station"] == 5 and errors == ["station: must be an integer"]
 
 
 def test_file_too_big_is_refused():
