@@ -177,31 +177,41 @@ class Deframer:
         self._skip = False
 
     def feed(self, data):
+        # segments between delimiters are copied whole (find + slice, in C)
+        if type(data) is memoryview:
+            data = bytes(data)  # no find() on a memoryview
+        src = memoryview(data)
         buf = self._buf
-        for c in data:
-            if c == 0:
-                if self._skip:
-                    self._skip = False
-                    continue
-                n = self._n
-                if n == 0:
-                    continue  # extra delimiters flush line noise
-                self._n = 0
-                try:
-                    m = cobs_decode(buf, n, self._out)
-                except Malformed as e:
-                    yield e
-                    continue
-                yield bytes(self._omv[:m])
-            elif self._skip:
+        n = len(data)
+        i = 0
+        while i < n:
+            j = data.find(b"\x00", i)
+            e = n if j < 0 else j
+            if not self._skip and e > i:
+                k = self._n
+                if k + e - i > MAX_WIRE:
+                    self._n = 0
+                    self._skip = True
+                    yield Oversize("no delimiter")
+                else:
+                    buf[k : k + e - i] = src[i:e]
+                    self._n = k + e - i
+            if j < 0:
+                return
+            i = j + 1
+            if self._skip:
+                self._skip = False
                 continue
-            elif self._n == MAX_WIRE:
-                self._n = 0
-                self._skip = True
-                yield Oversize("no delimiter")
-            else:
-                buf[self._n] = c
-                self._n += 1
+            k = self._n
+            if k == 0:
+                continue  # extra delimiters flush line noise
+            self._n = 0
+            try:
+                m = cobs_decode(buf, k, self._out)
+            except Malformed as e:
+                yield e
+                continue
+            yield bytes(self._omv[:m])
 
     def buffered(self):
         return self._n
@@ -301,41 +311,53 @@ def put_quality(buf, p, q, n, runs):
 
 def decode_values(b):
     # bstr -> list of ints. Like the host codec, non-canonical tokens (zero
-    # delta as an even token, split runs, padded varints) are accepted
-    out = []
+    # delta as an even token, split runs, padded varints) are accepted.
+    # Two passes: count, then fill one list allocated at its final size (no
+    # growing list to fragment a small heap)
     n = len(b)
-    i = 0
-    v = 0
-    while i < n:
-        t = 0
-        sh = 0
-        while True:
-            if i >= n:
-                raise Malformed("values end in varint")
-            c = b[i]
-            i += 1
-            t |= (c & 0x7F) << sh
-            sh += 7
-            if not c & 0x80:
-                break
-            if sh >= 35:
-                raise Malformed("varint > 5 bytes")
-        if not out:
-            v = (t >> 1) if not t & 1 else -((t + 1) >> 1)
-            k = 1
-        elif t & 1:
-            k = (t >> 1) + 1
-        else:
-            t >>= 1
-            v += (t >> 1) if not t & 1 else -((t + 1) >> 1)
-            k = 1
-        if v < _I32_MIN or v > _I32_MAX:
-            raise Malformed("value outside int32")
-        if len(out) + k > _MAX_VALUES:
-            raise Malformed("too many values")
-        for _ in range(k):
-            out.append(v)
-    return out
+    out = None
+    cnt = 0
+    while True:
+        i = 0
+        v = 0
+        k = 0
+        while i < n:
+            t = 0
+            sh = 0
+            while True:
+                if i >= n:
+                    raise Malformed("values end in varint")
+                c = b[i]
+                i += 1
+                t |= (c & 0x7F) << sh
+                sh += 7
+                if not c & 0x80:
+                    break
+                if sh >= 35:
+                    raise Malformed("varint > 5 bytes")
+            if k == 0:
+                v = (t >> 1) if not t & 1 else -((t + 1) >> 1)
+                r = 1
+            elif t & 1:
+                r = (t >> 1) + 1
+            else:
+                t >>= 1
+                v += (t >> 1) if not t & 1 else -((t + 1) >> 1)
+                r = 1
+            if out is None:
+                k += r
+                if k > _MAX_VALUES:
+                    raise Malformed("too many values")
+                continue
+            if v < _I32_MIN or v > _I32_MAX:
+                raise Malformed("value outside int32")
+            for j in range(k, k + r):
+                out[j] = v
+            k += r
+        if out is not None:
+            return out
+        cnt = k
+        out = [0] * cnt
 
 
 def _expand_quality(r, n):

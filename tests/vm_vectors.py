@@ -169,7 +169,7 @@ def objects(path):
     # the objects of a JSON array file one at a time, whitespace dropped:
     # valid.json parsed whole would take 80 KB of the 128 KB heap, and a
     # bytearray grown a byte at a time fragments it
-    buf = bytearray(4096)
+    buf = bytearray(12288)  # the largest vector is 8.3 KB without whitespace
     n = 0
     depth = 0
     in_str = esc = False
@@ -196,7 +196,7 @@ def objects(path):
                     depth -= 1
                 if depth >= 2 or (depth == 1 and n):
                     if n == len(buf):
-                        buf = buf + bytearray(2048)
+                        buf = buf + bytearray(4096)
                     buf[n] = c
                     n += 1
                     if depth == 1:
