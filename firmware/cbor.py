@@ -25,8 +25,11 @@ class Oversize(FrameError):
 
 
 def head(buf, p, mt, n):
-    # initial byte (major type mt << 5) + argument n in the shortest form
+    # initial byte (major type mt << 5) + argument n in the shortest form.
+    # A bytearray store masks, never fails: check the sign here
     if n < 24:
+        if n < 0:
+            raise ValueError("negative")
         if p >= len(buf):
             raise Oversize("buffer")
         buf[p] = mt | n

@@ -473,7 +473,7 @@ def encode_report(buf, ft, station, seq, time, key, series, dropped=0, alarms=No
                 la = len(a)
                 if (la != 4 and la != 5) or not 1 <= a[0] <= 5 or not 0 <= a[1] <= 2:
                     raise ValueError("alarm")
-                if (la == 5) != (a[0] == 1 or a[0] == 3):
+                if (la == 5) != (a[0] == 1 or a[0] == 3) or (la == 5 and a[4] < 0):
                     raise ValueError("alarm window")
                 p = head(buf, p, 0x80, la)
                 for x in a:

@@ -210,6 +210,44 @@ CBOR_BAD: dict[str, str] = {
 }
 
 
+# encoder calls (VM expressions) that must raise ValueError: they would build invalid frames
+REJECT: dict[str, str] = {
+    "fine": "rep([S])",  # the baseline: encodes
+    "negative_dropped": "rep([S], -1)",
+    "negative_flags": "rep([S], 0, None, -4)",
+    "window_on_level_high": "rep([S], 0, [[2, 1, 5, 4, 60]])",
+    "rain_without_window": "rep([S], 0, [[1, 1, 5, 4]])",
+    "negative_window": "rep([S], 0, [[1, 1, 5, 4, -1]])",
+    "alarm_kind_6": "rep([S], 0, [[6, 1, 5, 4]])",
+    "alarm_state_3": "rep([S], 0, [[2, 3, 5, 4]])",
+    "alarm_frame_without_alarms": "rep([S], ft=2)",
+    "status_type_for_report": "rep([S], ft=3)",
+    "value_over_int32": "rep([(2, 300, 300, [2**31], None)])",
+    "value_under_int32": "rep([(2, 300, 300, [-2**31 - 1], None)])",
+    "none_with_good_quality": "rep([(2, 300, 300, [1, None], [0, 0])])",
+    "float_value": "rep([(2, 300, 300, [1.5], None)])",
+    "quality_length": "rep([(2, 300, 300, [1, 2], [0])])",
+    "quality_code_7": "rep([(2, 300, 300, [1, 2], [0, 7])])",
+    "start_off_interval": "rep([(2, 300, 301, [1], None)])",
+    "interval_0": "rep([(2, 0, 0, [1], None)])",
+    "interval_over_31_days": "rep([(2, 2678401, 0, [1], None)])",
+    "negative_element": "rep([(-2, 300, 300, [1], None)])",
+    "element_over_uint32": "rep([(2**32, 300, 300, [1], None)])",
+    "station_0": "rep([S], station=0)",
+    "station_over_uint32": "rep([S], station=2**32)",
+    "seq_over_uint32": "rep([S], seq=2**32)",
+    "negative_time": "rep([S], time=-1)",
+    "ack_without_its_seq": "frame.encode_ack(mv, 1, 42, 0, K, [41])",
+    "command_id_0": "frame.encode_command(mv, 1, 42, 0, K, [[0, 4]])",
+    "command_null_args": "frame.encode_command(mv, 1, 42, 0, K, [[1, 4, None]])",
+    "no_commands": "frame.encode_command(mv, 1, 42, 0, K, [])",
+    "result_code_5": "frame.encode_result(mv, 1, 42, 0, K, [[1, 5]])",
+    "no_results": "frame.encode_result(mv, 1, 42, 0, K, [])",
+    "reset_cause_6": "frame.encode_status(mv, 1, 42, 0, K, {5: 6})",
+    "mixed_map_keys": "frame.encode_result(mv, 1, 42, 0, K, [[1, 0, {1: 2, 'a': 3}]])",
+}
+
+
 def _values_item(values: list[int | None], quality: list[int] | None) -> bytes:
     if quality is not None:
         values = [None if q in (3, 4) else v for v, q in zip(values, quality, strict=True)]
@@ -296,6 +334,17 @@ for name, fn in (
         out("full/" + name, "ok")
     except Exception as e:
         out("full/" + name, err(e))
+# inputs that would make an invalid frame: the encoders refuse them
+K = frame.Key(b"k")
+def rep(*a, ft=1, station=1, seq=1, time=600):
+    return frame.encode_report(mv, ft, station, seq, time, K, *a)
+S = (2, 300, 300, [1, 2], None)
+for name, fn in REJECT.items():
+    try:
+        eval(fn)
+        out("reject/" + name, "ok")
+    except Exception as e:
+        out("reject/" + name, err(e))
 """
 
 
@@ -314,9 +363,10 @@ def unit_results(mpy_dir: Path) -> dict[str, str]:
         f"UNCOBS = {_vm_literal(UNCOBS_BAD)}",
         f"CBOR = {_vm_literal(CBOR_OBJS)}",
         f"CBOR_BAD = {_vm_literal(CBOR_BAD)}",
+        f"REJECT = {_vm_literal(REJECT)}",
     ])
     results = {}
-    for line in vm_lines(prelude + UNIT_VM, mpy_dir):
+    for line in vm_lines(prelude + UNIT_VM, mpy_dir, heapsize="512K"):  # the cases are big
         name, _, value = line.partition(" ")
         results[name] = value
     return results
@@ -376,6 +426,11 @@ def test_cbor_decode_rejects(unit_results: dict[str, str], name: str) -> None:
 @pytest.mark.parametrize("name", ["int", "bytes", "float", "frame", "values"])
 def test_encoder_full_buffer_is_oversize(unit_results: dict[str, str], name: str) -> None:
     assert unit_results[f"full/{name}"] == "E:Oversize"
+
+
+@pytest.mark.parametrize("name", REJECT)
+def test_encoder_refuses_invalid_input(unit_results: dict[str, str], name: str) -> None:
+    assert unit_results[f"reject/{name}"] == ("ok" if name == "fine" else "E:ValueError")
 
 
 REPORT_ALLOC_VM = r"""
