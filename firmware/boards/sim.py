@@ -1,0 +1,248 @@
+# Simulation board for the MicroPython unix port (sim/vboard.py drives it).
+# The host owns time: the board's clock is virtual and advances only when
+# the firmware is idle. Lockstep over one TCP connection: the board says
+# "idle for up to dt ms" and the host answers with the time reached, the
+# sensor inputs at that time and any rain-gauge edges and link bytes that
+# arrived (the host stops the clock at the first such event). Link bytes the
+# firmware writes go to the host stamped with the current virtual time.
+# Same interface as boards/esp32.py; nothing here imports machine.
+from micropython import const
+import asyncio
+import gc
+import os
+import socket
+import struct
+import sys
+
+_MASK = const(0x3FFFFFFF)
+_HELLO = b"H"
+_IDLE = b"I"
+_WRITE = b"W"
+_TRACE = b"R"
+_CLOCK = b"C"
+_RESET = b"X"
+_T_FMT = "<QiHhBBH"  # vms, level_uv, batt_mv, temp, pin, edges, nrx
+_T_LEN = const(20)
+_B_FMT = "<iBI"  # rtc offset s, reset cause, seed
+_B_LEN = const(9)
+
+NAME = "sim"
+
+
+class Flag(asyncio.Event):
+    # what ThreadSafeFlag is on a board (wait() consumes the flag), without
+    # the IO-queue polling that the unix port does for it in 1 ms steps:
+    # nothing here is set from a real interrupt
+    async def wait(self):
+        await asyncio.Event.wait(self)
+        self.clear()
+
+
+class _Pin:
+    # the rain gauge reed switch; value() 0 = closed (pulled up, switch to GND)
+    def __init__(self):
+        self.handler = None
+        self.closed = 0
+
+    def irq(self, handler=None, trigger=0):
+        self.handler = handler
+
+    def value(self):
+        return 0 if self.closed else 1
+
+
+class _Adc:
+    # the 4-20 mA shunt voltage, in µV
+    def __init__(self):
+        self.uv = 0
+
+    def read_uv(self):
+        return self.uv
+
+
+class Link:
+    # the data link (UART on a board): OSError-only transport
+    def __init__(self, board, size):
+        self._b = board
+        self._rx = bytearray(size)
+        self._n = 0
+        self.flag = Flag()
+        self.overruns = 0
+
+    def write(self, data):
+        self._b._send(_WRITE, data)
+        return len(data)
+
+    def _put(self, mv):
+        n = len(mv)
+        room = len(self._rx) - self._n
+        if n > room:
+            self.overruns += n - room  # a UART FIFO overrun: bytes lost
+            n = room
+        self._rx[self._n:self._n + n] = mv[:n]
+        self._n += n
+        self.flag.set()
+
+    def any(self):
+        return self._n
+
+    def readinto(self, buf):
+        n = self._n
+        if not n:
+            return None
+        if n > len(buf):
+            n = len(buf)
+        buf[:n] = self._rx[:n]
+        self._rx[:self._n - n] = self._rx[n:self._n]
+        self._n -= n
+        return n
+
+
+class Board:
+    def __init__(self):
+        port = int(os.getenv("HL_PORT"))
+        s = socket.socket()
+        s.connect(socket.getaddrinfo("127.0.0.1", port)[0][-1])
+        try:
+            s.setsockopt(6, 1, 1)  # IPPROTO_TCP, TCP_NODELAY: lockstep is latency-bound
+        except OSError:
+            pass
+        self._s = s
+        self._hdr = bytearray(_T_LEN)
+        self._hmv = memoryview(self._hdr)
+        self._rbuf = bytearray(1100)
+        self._rmv = memoryview(self._rbuf)
+        self._out = bytearray(1100)
+        self._omv = memoryview(self._out)
+        self.rain_pin = _Pin()
+        self.adc = _Adc()
+        self.link = Link(self, 2048)
+        self._vms = 0
+        self.batt = 0
+        self.temp = 0
+        self._wdt_ms = 0
+        self._wdt_due = 0
+        self._send(_HELLO, b"")
+        b = bytearray(_B_LEN)
+        self._recv(b)
+        self._rtc_off, self.cause, self._seed = struct.unpack(_B_FMT, b)
+        if not self._seed:
+            self._seed = 1
+        self._reply()
+
+    # ---- lockstep channel
+    def _recv(self, buf):
+        mv = memoryview(buf)
+        got = 0
+        while got < len(buf):
+            n = self._s.readinto(mv[got:])
+            if not n:
+                sys.exit(3)  # host gone: the simulation is over
+            got += n
+
+    def _send(self, kind, data):
+        # one write per message (two would meet Nagle and delayed ACKs)
+        o = self._out
+        n = len(data)
+        o[0] = kind[0]
+        struct.pack_into("<H", o, 1, n)
+        o[3:3 + n] = data
+        self._s.write(self._omv[:3 + n])
+
+    def _reply(self):
+        self._recv(self._hdr)
+        vms, uv, batt, temp, pin, edges, nrx = struct.unpack(_T_FMT, self._hdr)
+        if edges:
+            # edge times (ms before vms), oldest first: each IRQ sees its own time
+            eb = self._rmv[:2 * edges]
+            self._recv(eb)
+            h = self.rain_pin.handler
+            for i in range(edges):
+                self._vms = vms - struct.unpack_from("<H", eb, 2 * i)[0]
+                if h:
+                    h(self.rain_pin)
+        self._vms = vms
+        self.adc.uv = uv
+        self.batt = batt
+        self.temp = temp
+        self.rain_pin.closed = pin
+        if nrx:
+            d = self._rmv[:nrx]
+            self._recv(d)
+            self.link._put(d)
+
+    # ---- clocks
+    def flag(self):
+        return Flag()
+
+    def ticks_ms(self):
+        return self._vms & _MASK
+
+    def time(self):
+        # RTC, hydrolink seconds
+        return (self._vms // 1000) + self._rtc_off
+
+    def subsec_ms(self):
+        return self._vms % 1000
+
+    def set_time(self, t):
+        self._rtc_off = t - self._vms // 1000
+        self._send(_CLOCK, struct.pack("<i", self._rtc_off))
+
+    def idle(self, dt):
+        # sleep up to dt ms; returns early on an edge or link bytes
+        if self._wdt_ms and self._vms + dt > self._wdt_due:
+            # the watchdog would bite during this sleep: it does
+            dt = self._wdt_due - self._vms
+            if dt <= 0:
+                self.reset(2)
+        self._send(_IDLE, struct.pack("<I", dt))
+        self._reply()
+
+    # ---- watchdog, reset, power
+    def wdt_start(self, ms):
+        self._wdt_ms = ms
+        self._wdt_due = self._vms + ms
+
+    def wdt_feed(self):
+        self._wdt_due = self._vms + self._wdt_ms
+
+    def reset_cause(self):
+        # SPEC §8 codes: 0 power_on, 1 hard, 2 watchdog, 3 deepsleep, 4 soft, 5 brownout
+        return self.cause
+
+    def reset(self, cause=4):
+        self._send(_RESET, bytes((cause,)))
+        self._s.close()
+        sys.exit(0)
+
+    # ---- sensors and housekeeping
+    def battery_mv(self):
+        return self.batt
+
+    def temperature(self):
+        return self.temp  # 0.1 degC
+
+    def rand(self, n):
+        # deterministic: xorshift32 seeded by the host per boot
+        x = self._seed
+        x ^= (x << 13) & 0xFFFFFFFF
+        x ^= x >> 17
+        x ^= (x << 5) & 0xFFFFFFFF
+        self._seed = x
+        return x % n if n > 0 else 0
+
+    def free_flash(self):
+        s = os.statvfs(".")
+        return s[0] * s[3]
+
+    def trace(self, el, t, v, q):
+        # every reading committed to the queue, for the test's record
+        self._send(_TRACE, struct.pack("<BIiB", el, t, 0 if v is None else v, q))
+
+    def log(self, msg):
+        print(msg)
+
+    def mem(self):
+        gc.collect()
+        return gc.mem_alloc(), gc.mem_free()

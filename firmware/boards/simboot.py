@@ -1,0 +1,49 @@
+# Sim board "ROM": what the ESP32 bootloader and port do before main.py.
+# Mounts the flash image (a littlefs2 image file built by sim/vboard.py)
+# through a block device over the file, makes it the working directory and
+# the import path, then imports main from it. Run on the unix port:
+#   HL_FLASH=img HL_PORT=n micropython -X heapsize=128K -c "import simboot"
+# with this module's .mpy on MICROPYPATH. Not copied to the flash image.
+import os
+import sys
+
+
+class FileBlockDev:
+    # the extended block protocol of os.VfsLfs2 over an image file. The
+    # unix port's files are unbuffered, so a kill -9 of the VM loses at most
+    # the block being written: a torn program, as on a power cut.
+    def __init__(self, path, bs):
+        self.f = open(path, "r+b")
+        self.bs = bs
+        self.f.seek(0, 2)
+        self.n = self.f.tell() // bs
+
+    def readblocks(self, b, buf, off=0):
+        self.f.seek(b * self.bs + off)
+        self.f.readinto(buf)
+
+    def writeblocks(self, b, buf, off=None):
+        self.f.seek(b * self.bs + (off or 0))
+        self.f.write(buf)
+
+    def ioctl(self, op, arg):
+        if op == 4:
+            return self.n
+        if op == 5:
+            return self.bs
+        return 0  # init, deinit, sync, erase: nothing to do for a file
+
+
+def boot():
+    bs = int(os.getenv("HL_BS") or "4096")
+    bdev = FileBlockDev(os.getenv("HL_FLASH"), bs)
+    os.mount(os.VfsLfs2(bdev, readsize=64, progsize=64, lookahead=32), "/flash")
+    os.chdir("/flash")
+    sys.path.clear()
+    sys.path.append("/flash")
+    sys.path.append("/flash/lib")
+    sys.path.append(".frozen")
+
+
+boot()
+import main  # noqa: E402,F401

@@ -1,0 +1,368 @@
+# hydrolink station app: the asyncio shell around the pure modules.
+# Tasks: sampler (clock-aligned samples and records, alarm rules, power
+# policy), rain (stuck-switch watch after each tip IRQ), reporter (report
+# marks; every interval while in alarm), alarm sender, daily status,
+# watchdog, uplink send and receive, and the idle task that sleeps the
+# board when nothing is due (sched.py). Time: hydrolink seconds from the
+# board's RTC, ms ticks for durations.
+from micropython import const
+import asyncio
+import gc
+
+import alarms
+import config
+import frame
+import power
+import sampler
+import sensors
+from sched import Sched
+from store import Store
+from uplink import Uplink
+
+VERSION = "0.3.0"
+CONFIG = "config.json"
+_WDT_MS = const(600000)  # watchdog: 10 min without a healthy sample cycle
+_ELEM_IV_BATT = (sampler.BATTERY, sampler.LOGGER_TEMP)
+
+
+class Station:
+    def __init__(self, board):
+        self.board = board
+        self.boot_ticks = board.ticks_ms()
+        self.uptime0 = board.time()
+        cfg, errs = config.load(CONFIG)
+        for e in errs:
+            self.log(e)
+        self.cfg = cfg
+        self.station = cfg["station"]
+        key = config.key_bytes(cfg)
+        self.key = frame.Key(key if key else bytes(32))
+        self.cause = board.reset_cause()
+        self.store = Store(cfg["queue_max_bytes"], getattr(board, "trace", None))
+        st = self.store
+        st.cnt[7] += 1
+        if self.cause == power.WATCHDOG:
+            st.cnt[10] += 1
+        brown = st.extra.get("brown", 0)
+        brown = brown + 1 if self.cause == power.BROWNOUT else 0
+        st.extra["brown"] = brown
+        st.save()
+        self.sched = Sched(board)
+        self.gauge = sensors.RainGauge(cfg["debounce_ms"], cfg["stuck_ms"])
+        self.level = sensors.make_level(cfg, board.adc, getattr(board, "rs485", None))
+        self.sampler = sampler.Sampler(cfg, board.time())
+        self.alarms = alarms.Alarms(cfg)
+        self.pw = power.Power(cfg, power.boot_state(self.cause))
+        self.uplink = Uplink(board, self.sched, st, self, self.key, self.station)
+        self.rain_flag = board.flag()  # ThreadSafeFlag on a real board
+        self.alarm_ev = []  # pending alarm events, bounded (5 kinds)
+        self.reboot_pending = False
+        self.heap_peak = 0
+        self.alive = board.ticks_ms()
+        self._t_sample = self.sched.timer()
+        self._t_rain = self.sched.timer()
+        self._t_report = self.sched.timer()
+        self._t_status = self.sched.timer()
+        self._t_alarm = self.sched.timer()
+        self._t_wdt = self.sched.timer()
+        self._station_timers = (self._t_sample, self._t_report, self._t_status, self._t_wdt)
+        board.rain_pin.irq(handler=self._irq, trigger=2)  # Pin.IRQ_FALLING
+        self.holdoff = power.holdoff(self.cause, self.station ^ st.cnt[7] ^ board.rand(0x3FFFFFFF),
+                                     cfg["holdoff_s"], brown)
+
+    # ---- small helpers ---------------------------------------------------
+    def log(self, msg):
+        print(msg)
+
+    def _irq(self, pin):
+        # interrupt: count (with debounce) and wake the rain task; no allocation
+        self.gauge.on_edge(self.board.ticks_ms())
+        self.rain_flag.set()
+
+    def flags(self):
+        f = self.pw.flags()
+        if not self.uplink.synced:
+            f |= 2
+        if self.alarms.in_alarm:
+            f |= 4
+        return f
+
+    def retime(self):
+        # the clock moved: sleeping tasks recompute their marks
+        for t in self._station_timers:
+            if t.armed:
+                t.cancel()
+
+    def _ms_to(self, t):
+        b = self.board
+        return (t - b.time()) * 1000 - b.subsec_ms()
+
+    async def _sleep_until(self, timer, t):
+        while True:
+            d = self._ms_to(t)
+            if d <= 0:
+                return
+            await timer.sleep_ms(d)
+
+    def _heap(self):
+        a = gc.mem_alloc()
+        if a > self.heap_peak:
+            self.heap_peak = a
+
+    # ---- tasks -------------------------------------------------------------
+    async def sampler_task(self):
+        b = self.board
+        s = self.sampler
+        st = self.store
+        while True:
+            t = s.next_due(b.time())
+            await self._sleep_until(self._t_sample, t)
+            if self.level is not None:
+                try:
+                    s.add_level_sample(t, self.level.read_mm())
+                except sensors.SensorError:
+                    s.add_level_sample(t, None, True)
+                    st.cnt[2] += 1
+            if s.is_mark(t):
+                self._record(t)
+            self.alive = b.ticks_ms()
+            self._heap()
+
+    def _record(self, t):
+        b = self.board
+        st = self.store
+        cfg = self.cfg
+        tips, fault = self.gauge.take()
+        st.cnt[1] += tips
+        batt = temp = None
+        if t % cfg["batt_interval"] == 0:
+            batt = b.battery_mv()
+            temp = b.temperature()
+        readings = self.sampler.record(t, tips, fault, batt, temp)
+        ri = cfg["record_interval"]
+        bi = cfg["batt_interval"]
+        # the queue first: nothing else happens to a reading before it is on flash
+        for r in readings:
+            st.append(r[0], r[1], r[2], r[3], bi if r[0] in _ELEM_IV_BATT else ri)
+        raised = False
+        for r in readings:
+            if r[3] == 4:
+                st.cnt[2] += 1
+            for ev in self.alarms.update(r[1], r[0], r[2], r[3]):
+                if ev[1] != alarms.ACTIVE:
+                    raised = True
+                    self._alarm_event(ev)
+        if batt is not None:
+            old = self.pw.state
+            if self.pw.update(batt) != old:
+                self.log("power: state %d" % self.pw.state)
+        if raised:
+            self._t_alarm.cancel()
+        elif self.alarms.in_alarm:
+            self._t_report.cancel()  # every interval while in alarm
+        if t % self.pw.report_interval() == 0:
+            self._t_report.cancel()
+
+    def _alarm_event(self, ev):
+        k = ev[0]
+        for i in range(len(self.alarm_ev)):
+            if self.alarm_ev[i][0] == k:
+                self.alarm_ev[i] = ev  # newest state of a kind wins
+                return
+        self.alarm_ev.append(ev)
+
+    async def rain_task(self):
+        # after a tip, watch for a switch stuck closed (RainGauge.poll)
+        b = self.board
+        g = self.gauge
+        while True:
+            await self.rain_flag.wait()
+            while True:
+                closed = b.rain_pin.value() == 0
+                g.poll(b.ticks_ms(), closed)
+                if not closed:
+                    break
+                await self._t_rain.sleep_ms(1000)
+
+    async def reporter_task(self):
+        # woken by the sampler at report marks and, in alarm, every record
+        while True:
+            await self._t_report.sleep_ms(86400000)
+            if self.alarms.in_alarm:
+                self._send_alarm(self.alarms.active())
+            else:
+                self.uplink.report()
+
+    async def alarm_task(self):
+        while True:
+            await self._t_alarm.sleep_ms(86400000)
+            if self.alarm_ev:
+                evs = self.alarm_ev
+                self.alarm_ev = []
+                act = self.alarms.active()
+                for a in act:  # other rules still in alarm ride along
+                    found = False
+                    for e in evs:
+                        if e[0] == a[0]:
+                            found = True
+                    if not found:
+                        evs.append(a)
+                self.log("alarm: %d events" % len(evs))
+                self._send_alarm(evs)
+
+    def _send_alarm(self, evs):
+        al = []
+        for e in evs:
+            a = [e[0], e[1], e[2], e[3]]
+            if e[4] is not None:
+                a.append(e[4])
+            al.append(a)
+        if not al:
+            return
+        if not self.pw.may_send():
+            return
+        up = self.uplink
+        flags = self.flags()
+
+        def enc(buf, seq, series, dropped):
+            return frame.encode_report(buf, frame.ALARM, self.station, seq, self.board.time(),
+                                       self.key, series, dropped, al, flags)
+
+        up.send_records(frame.ALARM, enc)
+
+    async def status_task(self):
+        b = self.board
+        while True:
+            iv = self.cfg["status_interval"]
+            t = (b.time() // iv + 1) * iv + 30  # just after the mark's records
+            await self._sleep_until(self._t_status, t)
+            self.send_status()
+
+    def status(self):
+        b = self.board
+        st = self.store
+        gc.collect()
+        free = gc.mem_free()
+        c = {}
+        for i in range(1, 12):
+            if st.cnt[i]:
+                c[i] = st.cnt[i]
+        s = {1: b.battery_mv(), 2: b.temperature(), 3: VERSION,
+             4: b.time() - self.uptime0, 5: self.cause, 6: st.depth(), 8: free,
+             9: b.free_flash(), 10: st.clk, 11: c, 12: self.flags()}
+        o = st.oldest_time()
+        if o is not None:
+            s[7] = o
+        return s
+
+    def send_status(self):
+        s = self.status()
+        self.log("heap: alloc=%d peak=%d free=%d day=%d" % (
+            gc.mem_alloc(), self.heap_peak, s[8], self.board.time() // 86400))
+        if not self.pw.may_send():
+            return
+
+        def enc(buf, seq):
+            return frame.encode_status(buf, self.station, seq, self.board.time(), self.key, s)
+
+        self.uplink.send_event(frame.STATUS, enc)
+
+    def send_test(self):
+        # test report: the current values, each a single value at the header time
+        b = self.board
+        t = b.time()
+        series = []
+        if self.level is not None:
+            try:
+                series.append((sampler.LEVEL, 1, t, [self.level.read_mm()], None))
+            except sensors.SensorError:
+                series.append((sampler.LEVEL, 1, t, [None], [4]))
+        series.append((sampler.BATTERY, 1, t, [b.battery_mv()], None))
+        series.append((sampler.LOGGER_TEMP, 1, t, [b.temperature()], None))
+        flags = self.flags()
+
+        def enc(buf, seq):
+            return frame.encode_report(buf, frame.TEST, self.station, seq, t, self.key,
+                                       series, 0, None, flags)
+
+        self.uplink.send_event(frame.TEST, enc)
+
+    async def wdt_task(self):
+        # feed only while the sampler is alive: a hung sampler resets the board
+        b = self.board
+        b.wdt_start(_WDT_MS)
+        si = self.cfg["sample_interval"]
+        while True:
+            t = (b.time() // si + 1) * si
+            await self._sleep_until(self._t_wdt, t)
+            if ticks_diff(b.ticks_ms(), self.alive) < _WDT_MS // 2:
+                b.wdt_feed()
+
+    # ---- commands (SPEC §7), called by the uplink with a new id ----------------
+    def command(self, cid, op, args):
+        if self.pw.state == power.CRITICAL and op != 2 and op != 6:
+            return [cid, 4, "low power"]
+        if op == 1:
+            new, why = config.apply_changes(self.cfg, args)
+            if new is None:
+                return [cid, 2, why]
+            try:
+                config.save(CONFIG, new)
+            except OSError as e:
+                return [cid, 3, "save: %s" % e]
+            self._apply(new)
+            return [cid, 0]
+        if op == 2:
+            names = args if args is not None else []
+            if type(names) is not list:
+                return [cid, 2, "args: must be a list of keys"]
+            d, why = config.get(self.cfg, names)
+            if d is None:
+                return [cid, 2, why]
+            return [cid, 0, d]
+        if op == 3:
+            if type(args) is not list or len(args) != 2 or type(args[0]) is not int \
+                    or type(args[1]) is not int or args[0] > args[1]:
+                return [cid, 2, "args: [from, to] hydrolink times"]
+            n = self.store.resend(args[0], args[1])
+            return [cid, 0, n]
+        if op == 4:
+            self.send_test()
+            return [cid, 0]
+        if op == 5:
+            self.reboot_pending = True
+            return [cid, 0]
+        if op == 6:
+            self.send_status()
+            return [cid, 0]
+        return [cid, 1]
+
+    def _apply(self, cfg):
+        self.cfg = cfg
+        self.gauge.configure(cfg["debounce_ms"], cfg["stuck_ms"])
+        if self.level is not None:
+            self.level.configure(cfg)
+        self.sampler.configure(cfg)
+        self.alarms.configure(cfg)
+        self.pw.configure(cfg)
+        self.retime()
+
+    # ---- run -----------------------------------------------------------------
+    async def main(self):
+        gc.collect()
+        self.log("heap boot: alloc=%d free=%d" % (gc.mem_alloc(), gc.mem_free()))
+        self.log("boot: station %d cause %d seq %d queue %d holdoff %d s" % (
+            self.station, self.cause, self.store.seq, self.store.depth(), self.holdoff))
+        asyncio.create_task(self.sampler_task())
+        asyncio.create_task(self.rain_task())
+        asyncio.create_task(self.reporter_task())
+        asyncio.create_task(self.alarm_task())
+        asyncio.create_task(self.status_task())
+        asyncio.create_task(self.wdt_task())
+        asyncio.create_task(self.uplink.rx())
+        asyncio.create_task(self.uplink.run(self.holdoff * 1000))
+        await self.sched.idle()
+
+
+def ticks_diff(a, b):
+    return sensors.ticks_diff(a, b)

@@ -1,0 +1,513 @@
+# hydrolink persistent queue on flash (littlefs2). Every reading is appended
+# here (and synced) before anything else happens to it, and stays until an
+# ACK covers it.
+#
+# Files, all under q/:
+#   s<k>   segment k: records k*256 .. k*256+255, fixed 16-byte records
+#          <t u32, value i32, interval u32, element u8, quality u8, crc16>
+#          appended; a record is committed when the append is synced. The
+#          CRC catches a torn append (littlefs already rolls an unsynced
+#          append back; the CRC is for flash that does not).
+#   f<seq> an in-flight frame, raw bytes exactly as first sent: a retransmit
+#          (also after a reboot) is byte-identical (SPEC §6).
+#   state  JSON, replaced atomically (write state.tmp, rename): next seq,
+#          which records are unsent / in which in-flight frame, the dropped
+#          count still to report, command ids run, counters, backoff.
+# Write order makes a power cut at any instant safe: a frame file is written
+# before the state that names it (an orphan is deleted at boot, its seq was
+# never sent); a segment is deleted only after the state stops needing it.
+# Seq numbers: the next seq is in the state, and a frame is sent only after
+# the state holding its seq is on flash, so no number is ever used twice.
+#
+# Record numbers r = 0, 1, 2 ... Records >= top have not been put in any
+# frame; below top, "un" lists the unsent ranges and "fl" the in-flight
+# frames [seq, a, b, type]; anything else below top is acknowledged and kept
+# as history (for the resend command) until the byte bound needs its segment.
+# The bound counts segments: when a new one would exceed it, the oldest goes,
+# and every unsent reading in it is counted in "drop" for the next report.
+from micropython import const
+import binascii
+import json
+import os
+import struct
+
+_REC = const(16)
+_PER = const(256)  # records per segment: one 4 KB flash block
+_SEG = const(4096)
+_FMT = "<IiIBB"
+_MAX_FLIGHT = const(16)
+_MAX_RES = const(8)
+_MAX_BATCH = const(160)  # records read for one frame: 160 x 14 B of arrays
+N_COUNTERS = const(12)  # SPEC §8 counter ids 1..11
+
+MISSING = const(3)
+FAULT = const(4)
+
+
+class Store:
+    def __init__(self, max_bytes, trace=None, root="q"):
+        self.root = root
+        self.trace = trace
+        self.max_segs = max_bytes // _SEG
+        if self.max_segs < 2:
+            self.max_segs = 2
+        self._b = bytearray(_REC)
+        self._tmp = bytearray(_REC)
+        self._f = None  # open tail segment
+        # one frame's records, read once per build
+        import array
+        self._t = array.array("i", bytes(4 * _MAX_BATCH))
+        self._v = array.array("i", bytes(4 * _MAX_BATCH))
+        self._iv = array.array("i", bytes(4 * _MAX_BATCH))
+        self._el = bytearray(_MAX_BATCH)
+        self._q = bytearray(_MAX_BATCH)
+        try:
+            os.mkdir(root)
+        except OSError:
+            pass
+        self._load()
+
+    # ---- state ---------------------------------------------------------
+    def _load(self):
+        st = None
+        for name in ("state", "state.tmp"):
+            try:
+                with open(self.root + "/" + name) as f:
+                    st = json.load(f)
+                break
+            except (OSError, ValueError):
+                pass
+        if type(st) is not dict:
+            st = {}
+        self.seq = st.get("seq", 1)
+        self.top = st.get("top", 0)
+        self.un = st.get("un", [])
+        self.fl = st.get("fl", [])
+        self.drop = st.get("drop", 0)
+        self.cmd = st.get("cmd", 0)
+        self.res = st.get("res", [])
+        c = st.get("cnt", [])
+        self.cnt = [0] * N_COUNTERS
+        for i in range(min(len(c), N_COUNTERS)):
+            self.cnt[i] = c[i]
+        self.boff = st.get("boff", 0)
+        self.clk = st.get("clk", 0)
+        self.extra = st.get("x", {})  # small persisted values for the app
+        # segments and in-flight frame files on flash
+        segs = []
+        keep = {}
+        for e in self.fl:
+            keep[e[0]] = 1
+        for name in os.listdir(self.root):
+            if name[0] == "s":
+                segs.append(int(name[1:]))
+            elif name[0] == "f" and int(name[1:]) not in keep:
+                os.remove(self.root + "/" + name)  # orphan: written, never sent
+        segs.sort()
+        if segs:
+            self.first = segs[0]
+            last = segs[-1]
+            self.tail = last * _PER + self._scan(last)
+        else:
+            self.first = self.top // _PER
+            self.tail = self.top
+        if self.tail < self.top:
+            # cannot happen with littlefs; if flash lost records, do not
+            # hand out numbers the state already used
+            self.tail = self.top
+            self.first = self.top // _PER
+
+    def save(self):
+        st = {
+            "seq": self.seq, "top": self.top, "un": self.un, "fl": self.fl,
+            "drop": self.drop, "cmd": self.cmd, "res": self.res, "cnt": self.cnt,
+            "boff": self.boff, "clk": self.clk, "x": self.extra,
+        }
+        p = self.root + "/state"
+        with open(p + ".tmp", "w") as f:
+            f.write(json.dumps(st))
+        os.rename(p + ".tmp", p)
+
+    def _scan(self, k):
+        # number of good records in segment k; a bad tail is cut off
+        p = "%s/s%d" % (self.root, k)
+        n = os.stat(p)[6] // _REC
+        good = n
+        b = self._tmp
+        with open(p, "rb") as f:
+            for i in range(n):
+                f.readinto(b)
+                if not self._crc_ok(b):
+                    good = i
+                    break
+        if good != n or os.stat(p)[6] != n * _REC:
+            with open(p, "rb") as f:
+                data = f.read(good * _REC)
+            with open(p + ".t", "wb") as f:
+                f.write(data)
+            os.rename(p + ".t", p)
+        return good
+
+    @staticmethod
+    def _crc_ok(b):
+        c = binascii.crc32(memoryview(b)[:14]) & 0xFFFF
+        return b[14] == c & 0xFF and b[15] == c >> 8
+
+    # ---- appending -------------------------------------------------------
+    def append(self, el, t, v, q, iv):
+        # commit one reading; returns its record number
+        r = self.tail
+        if r % _PER == 0:
+            self._open_segment(r // _PER)
+        b = self._b
+        struct.pack_into(_FMT, b, 0, t, 0 if v is None else v, iv, el, q)
+        c = binascii.crc32(memoryview(b)[:14]) & 0xFFFF
+        b[14] = c & 0xFF
+        b[15] = c >> 8
+        f = self._f
+        if f is None:
+            f = self._f = open("%s/s%d" % (self.root, r // _PER), "ab")
+        f.write(b)
+        f.flush()  # littlefs sync: committed from here on
+        self.tail = r + 1
+        if self.trace:
+            self.trace(el, t, v, q)
+        return r
+
+    def _open_segment(self, k):
+        if self._f:
+            self._f.close()
+            self._f = None
+        while k - self.first + 1 > self.max_segs:
+            self._drop_segment()
+
+    def _drop_segment(self):
+        # the bound is reached: the oldest segment goes; its unsent readings
+        # are counted, never silently lost
+        a = self.first * _PER
+        b = a + _PER
+        n = 0
+        un = []
+        for x in self.un:
+            lo = x[0] if x[0] > a else a
+            hi = x[1] if x[1] < b else b
+            if hi > lo:
+                n += hi - lo
+            if x[1] > b:
+                un.append([x[0] if x[0] > b else b, x[1]])
+        self.un = un
+        if self.top < b:
+            lo = self.top if self.top > a else a
+            n += (b if b < self.tail else self.tail) - lo
+            self.top = b if b < self.tail else self.tail
+        if n:
+            self.drop += n
+            self.cnt[6] += n
+        self.save()
+        try:
+            os.remove("%s/s%d" % (self.root, self.first))
+        except OSError:
+            pass
+        self.first += 1
+
+    def read(self, r):
+        # record r -> (t, value or None, interval, element, quality) or None
+        if r < self.first * _PER or r >= self.tail:
+            return None
+        b = self._tmp
+        try:
+            with open("%s/s%d" % (self.root, r // _PER), "rb") as f:
+                f.seek((r % _PER) * _REC)
+                if f.readinto(b) != _REC or not self._crc_ok(b):
+                    return None
+        except OSError:
+            return None
+        t, v, iv, el, q = struct.unpack_from(_FMT, b)
+        return t, (None if q == MISSING or q == FAULT else v), iv, el, q
+
+    def _load_batch(self, a, b):
+        # records a..b-1 into the batch arrays; returns how many were read
+        n = 0
+        f = None
+        k = -1
+        buf = self._tmp
+        for r in range(a, b):
+            if r // _PER != k:
+                if f:
+                    f.close()
+                k = r // _PER
+                f = open("%s/s%d" % (self.root, k), "rb")
+                f.seek((r % _PER) * _REC)
+            if f.readinto(buf) != _REC or not self._crc_ok(buf):
+                break
+            t, v, iv, el, q = struct.unpack_from(_FMT, buf)
+            self._t[n] = t
+            self._v[n] = v
+            self._iv[n] = iv
+            self._el[n] = el
+            self._q[n] = q
+            n += 1
+        if f:
+            f.close()
+        return n
+
+    # ---- bookkeeping ------------------------------------------------------
+    def depth(self):
+        n = self.tail - self.top
+        for x in self.un:
+            n += x[1] - x[0]
+        for e in self.fl:
+            n += e[2] - e[1]
+        return n
+
+    def head(self):
+        # record number of the oldest unacknowledged reading, or None
+        h = self.top if self.top < self.tail else None
+        for x in self.un:
+            if h is None or x[0] < h:
+                h = x[0]
+        for e in self.fl:
+            if e[2] > e[1] and (h is None or e[1] < h):
+                h = e[1]
+        return h
+
+    def oldest_time(self):
+        h = self.head()
+        if h is None:
+            return None
+        rec = self.read(h)
+        return rec[0] if rec else None
+
+    def newest_pending(self):
+        return self.tail > self.top
+
+    def backlog(self):
+        return len(self.un) > 0
+
+    def in_flight(self):
+        return len(self.fl)
+
+    def is_ours(self, seq):
+        # downlink rule (SPEC §6): one of our last 16 numbers, or in flight
+        if self.seq - 16 <= seq < self.seq:
+            return True
+        for e in self.fl:
+            if e[0] == seq:
+                return True
+        return False
+
+    # ---- frames --------------------------------------------------------
+    def frame_path(self, seq):
+        return "%s/f%d" % (self.root, seq)
+
+    def _commit_frame(self, buf, n, ft, a, b):
+        # frame file first, then the state that names it and moves seq on
+        seq = self.seq
+        with open(self.frame_path(seq), "wb") as f:
+            f.write(memoryview(buf)[:n])
+        self.seq = seq + 1
+        self.fl.append([seq, a, b, ft])
+        self.save()
+        return seq
+
+    def make_frame(self, ft, encode, buf):
+        # a frame without readings (alarm without new values, status, result,
+        # test): encode(buf, seq) -> length. Evicts the oldest such frame if
+        # the in-flight table is full. Returns the seq.
+        if len(self.fl) >= _MAX_FLIGHT:
+            for i in range(len(self.fl)):
+                e = self.fl[i]
+                if e[1] == e[2]:
+                    self.fl.pop(i)
+                    self.save()
+                    try:
+                        os.remove(self.frame_path(e[0]))
+                    except OSError:
+                        pass
+                    break
+        n = encode(buf, self.seq)
+        return self._commit_frame(buf, n, ft, 0, 0)
+
+    def make_records_frame(self, ft, newest, encode, buf, max_frame):
+        # a frame carrying readings: newest=True takes the newest unsent ones
+        # (>= top), else the oldest unsent range (backfill). encode(buf, seq,
+        # series, dropped) -> length or raises Oversize; the batch shrinks
+        # until the frame fits in max_frame. Returns the seq, or None when
+        # there is nothing to send (or no room in flight).
+        if len(self.fl) >= _MAX_FLIGHT:
+            return None
+        if newest:
+            if self.tail <= self.top:
+                return None
+            b = self.tail
+            a = b - _MAX_BATCH if b - _MAX_BATCH > self.top else self.top
+        else:
+            if not self.un:
+                return None
+            a, b = self.un[0]
+            if b - a > _MAX_BATCH:
+                b = a + _MAX_BATCH
+        from cbor import FrameError  # Oversize's base
+        while True:
+            n = self._load_batch(a, b)
+            if n < b - a:
+                # an unreadable record (bad CRC): send what precedes it, skip it
+                if n == 0:
+                    self._forget(a, a + 1)
+                    return None
+                b = a + n
+            series = self._series(n)
+            try:
+                ln = encode(buf, self.seq, series, self.drop)
+                if ln <= max_frame:
+                    break
+            except (FrameError, IndexError):
+                pass
+            m = (b - a) * 3 // 4
+            if m < 1:
+                return None
+            if newest:
+                a = b - m
+            else:
+                b = a + m
+        series = None
+        # the frame holds a..b: move the bookkeeping in the same state write
+        if newest:
+            if a > self.top:
+                self._add_un(self.top, a)  # older part of the newest: backfill
+            self.top = self.tail if b == self.tail else b
+        else:
+            self._cut_un(a, b)
+        self.drop = 0
+        return self._commit_frame(buf, ln, ft, a, b)
+
+    def _series(self, n):
+        # records of the batch -> series (element, interval, start, values,
+        # quality or None): consecutive slots of one element and interval
+        # form one series; a gap starts another (nothing is invented)
+        out = []
+        last = {}  # (el, iv) -> index in out
+        for i in range(n):
+            el = self._el[i]
+            iv = self._iv[i]
+            t = self._t[i]
+            q = self._q[i]
+            v = None if q == MISSING or q == FAULT else self._v[i]
+            key = el * 100000 + iv
+            j = last.get(key)
+            s = out[j] if j is not None else None
+            if s is None or s[2] + len(s[3]) * iv != t:
+                s = [el, iv, t, [], []]
+                last[key] = len(out)
+                out.append(s)
+            s[3].append(v)
+            s[4].append(q)
+        res = []
+        for s in out:
+            q = s[4]
+            good = True
+            for c in q:
+                if c:
+                    good = False
+                    break
+            res.append((s[0], s[1], s[2], s[3], None if good else q))
+        return res
+
+    def _add_un(self, a, b):
+        self.un.append([a, b])
+        self.un.sort()
+        m = []
+        for x in self.un:
+            if m and x[0] <= m[-1][1]:
+                if x[1] > m[-1][1]:
+                    m[-1][1] = x[1]
+            else:
+                m.append(x)
+        self.un = m
+
+    def _cut_un(self, a, b):
+        un = []
+        for x in self.un:
+            if x[1] <= a or x[0] >= b:
+                un.append(x)
+                continue
+            if x[0] < a:
+                un.append([x[0], a])
+            if x[1] > b:
+                un.append([b, x[1]])
+        self.un = un
+
+    def _forget(self, a, b):
+        self._cut_un(a, b)
+        if self.top == a:
+            self.top = b
+        self.save()
+
+    def frame(self, seq, buf):
+        # the stored bytes of in-flight frame seq into buf; -> length or 0
+        try:
+            with open(self.frame_path(seq), "rb") as f:
+                return f.readinto(buf)
+        except OSError:
+            return 0
+
+    def newest_flight(self):
+        # seq of the in-flight frame to send next: the newest
+        return self.fl[-1][0] if self.fl else None
+
+    def ack(self, seqs):
+        # ACKed seqs leave the table; -> how many were ours
+        n = 0
+        gone = []
+        for s in seqs:
+            for i in range(len(self.fl)):
+                if self.fl[i][0] == s:
+                    self.fl.pop(i)
+                    gone.append(s)
+                    n += 1
+                    break
+        if n:
+            self.save()
+            for s in gone:
+                try:
+                    os.remove(self.frame_path(s))
+                except OSError:
+                    pass
+        return n
+
+    def resend(self, t0, t1):
+        # queue again the kept readings with times in t0..t1 (command op 3);
+        # -> how many. Readings in flight or unsent are already on their way.
+        n = 0
+        a = -1
+        r = self.first * _PER
+        while r < self.top:
+            rec = self.read(r)
+            inside = rec is not None and t0 <= rec[0] <= t1 and not self._pending(r)
+            if inside and a < 0:
+                a = r
+            elif not inside and a >= 0:
+                self._add_un(a, r)
+                n += r - a
+                a = -1
+            r += 1
+        if a >= 0:
+            self._add_un(a, r)
+            n += r - a
+        if n:
+            self.save()
+        return n
+
+    def _pending(self, r):
+        for x in self.un:
+            if x[0] <= r < x[1]:
+                return True
+        for e in self.fl:
+            if e[1] <= r < e[2]:
+                return True
+        return False
+
+    def close(self):
+        if self._f:
+            self._f.close()
+            self._f = None

@@ -1,0 +1,247 @@
+# hydrolink uplink: sends frames from the store over the board's link and
+# takes ACKs (and commands) back. The link is an OSError-only transport
+# (mqtt_as style): nothing above this module sees a transport exception.
+#
+# Order (SPEC §6, issue 3): frames already in flight go first, newest first,
+# and byte for byte as stored; then, when a report is due, a frame of the
+# newest readings; then backfill of older unsent readings, oldest first,
+# each frame as big as max_frame allows. Stop-and-wait: one frame, then its
+# ACK or ack_timeout_s. A failure backs off base * 2^n (capped, upper half
+# random, power.backoff); the level is persisted, so a reboot (brownout)
+# does not start a fresh burst. An alarm cuts one backoff short.
+from micropython import const
+import asyncio
+import frame
+import power
+
+_NONE = const(0)
+_REPORT = const(1)
+_URGENT = const(2)
+_REBOOT_TRIES = const(3)
+
+
+class Uplink:
+    def __init__(self, board, sched, store, app, key, station):
+        self.board = board
+        self.link = board.link
+        self.store = store
+        self.app = app  # station: cfg, pw, flags(), command(), log()
+        self.key = key
+        self.station = station
+        self.timer = sched.timer()
+        self.rx_timer = None
+        self.buf = memoryview(bytearray(frame.MAX_FRAME))
+        self.wire = bytearray(frame.MAX_WIRE + 1)
+        self._rx = bytearray(256)
+        self._rxmv = memoryview(self._rx)
+        self.deframer = frame.Deframer()
+        self._keys = self._key_of
+        self.waiting = 0  # seq awaiting its ACK
+        self.report_due = False
+        self.urgent = False
+        self.sleeping = _NONE  # what the timer is doing: 1 idle, 2 backoff/ack
+        self.synced = False
+        self.reboot_seq = 0
+        self.reboot_tries = 0
+        self.hold_until = 0  # ticks: first transmission after the holdoff
+
+    def _key_of(self, station):
+        return self.key if station == self.station else None
+
+    # ---- called by the station ---------------------------------------
+    def report(self):
+        self.report_due = True
+        if self.sleeping == 1:
+            self.timer.cancel()
+
+    def kick(self, urgent=False):
+        # something new is in flight (alarm, status, result): urgent ones
+        # cut a backoff short, once
+        if urgent:
+            self.urgent = True
+        if self.sleeping == 1 or (urgent and self.sleeping == 2):
+            self.timer.cancel()
+
+    # ---- the send loop ---------------------------------------------------
+    async def run(self, holdoff_ms):
+        if holdoff_ms > 0:
+            self.sleeping = 2
+            await self.timer.sleep_ms(holdoff_ms)
+        st = self.store
+        while True:
+            pw = self.app.pw
+            seq = None
+            if pw.may_send():
+                seq = st.newest_flight()
+                if seq is None and self.report_due:
+                    self.report_due = False
+                    seq = st.make_records_frame(frame.DATA, True, self._enc_data, self.buf,
+                                                self.app.cfg["max_frame"])
+                if seq is None and pw.may_backfill() and st.backlog():
+                    seq = st.make_records_frame(frame.DATA, False, self._enc_backfill, self.buf,
+                                                self.app.cfg["max_frame"])
+            if seq is None:
+                self.sleeping = 1
+                await self.timer.sleep_ms(3600000)
+                self.sleeping = _NONE
+                continue
+            self.urgent = False
+            if await self._send(seq):
+                if st.boff:
+                    st.boff = 0
+                    st.save()
+                if seq == self.reboot_seq:
+                    self.board.reset(power.SOFT)
+                continue
+            # failed: back off (persisted), unless an alarm comes
+            st.cnt[3] += 1
+            if self.reboot_seq and seq == self.reboot_seq:
+                self.reboot_tries += 1
+                if self.reboot_tries >= _REBOOT_TRIES:
+                    self.board.reset(power.SOFT)
+            cfg = self.app.cfg
+            d = power.backoff(st.boff, self.board.rand(0x3FFFFFFF), cfg["retry_base_s"],
+                              cfg["retry_cap_s"])
+            if st.boff < 20:
+                st.boff += 1
+            st.save()
+            if not self.urgent:
+                self.sleeping = 2
+                await self.timer.sleep_ms(d * 1000)
+                self.sleeping = _NONE
+
+    async def _send(self, seq):
+        # one transmission of in-flight frame seq and the wait for its ACK
+        n = self.store.frame(seq, self.buf)
+        if not n:
+            self.store.ack((seq,))  # its file is gone: nothing to send
+            return True
+        w = frame.wrap(self.buf, n, self.wire)
+        self.waiting = seq
+        try:
+            self.link.write(memoryview(self.wire)[:w])
+        except OSError:
+            self.waiting = 0
+            return False
+        self.store.cnt[4] += 1
+        self.sleeping = 3
+        await self.timer.sleep_ms(self.app.cfg["ack_timeout_s"] * 1000)
+        self.sleeping = _NONE
+        self.waiting = 0
+        return not self._in_flight(seq)
+
+    def _in_flight(self, seq):
+        for e in self.store.fl:
+            if e[0] == seq:
+                return True
+        return False
+
+    # ---- encoders the store calls with the seq it assigns ------------------
+    def _enc_data(self, buf, seq, series, dropped):
+        return frame.encode_report(buf, frame.DATA, self.station, seq, self.board.time(),
+                                   self.key, series, dropped, None, self.app.flags())
+
+    def _enc_backfill(self, buf, seq, series, dropped):
+        return frame.encode_report(buf, frame.DATA, self.station, seq, self.board.time(),
+                                   self.key, series, dropped, None, self.app.flags() | 8)
+
+    # ---- receiving ---------------------------------------------------------
+    async def rx(self):
+        link = self.link
+        while True:
+            await link.flag.wait()
+            while True:
+                try:
+                    n = link.readinto(self._rx)
+                except OSError:
+                    n = 0
+                if not n:
+                    break
+                for item in self.deframer.feed(self._rxmv[:n]):
+                    self._downlink(item)
+
+    def _downlink(self, raw):
+        st = self.store
+        if not isinstance(raw, bytes):
+            st.cnt[11] += 1  # a deframing error
+            return
+        try:
+            ft, station, seq, t, body = frame.decode(raw, self._keys)
+        except (frame.FrameError, ValueError, IndexError, TypeError, KeyError):
+            st.cnt[11] += 1
+            return
+        if (ft != frame.ACK and ft != frame.COMMAND) or not st.is_ours(seq):
+            st.cnt[11] += 1  # not ours, or an old ACK (replay rule, SPEC §6)
+            return
+        self._clock(t)
+        cmds = body
+        if ft == frame.ACK:
+            acks, cmds = body
+            if st.ack(acks):
+                st.cnt[5] += 1
+            if self.waiting and not self._in_flight(self.waiting):
+                self.timer.cancel()
+        if cmds:
+            self._commands(cmds)
+
+    def _clock(self, host_t):
+        # correct the clock from the ACK's UTC time when off by more than
+        # the threshold; the offset (station minus host) is logged and reported
+        self.synced = True
+        off = self.board.time() - host_t
+        if off > self.app.cfg["clock_sync_threshold_s"] or -off > self.app.cfg["clock_sync_threshold_s"]:
+            self.board.set_time(host_t)
+            st = self.store
+            st.clk = off
+            st.cnt[8] += 1
+            st.save()
+            self.app.log("clock: corrected by %d s" % -off)
+            self.app.retime()
+
+    def _commands(self, cmds):
+        # each id at most once (SPEC §6): ids at or below the highest run get
+        # their stored result again
+        st = self.store
+        out = []
+        for c in cmds:
+            cid = c[0]
+            if cid <= st.cmd:
+                r = None
+                for x in st.res:
+                    if x[0] == cid:
+                        r = x
+                        break
+                out.append(r if r is not None else [cid, 0])
+                continue
+            r = self.app.command(cid, c[1], c[2] if len(c) > 2 else None)
+            st.cmd = cid
+            st.cnt[9] += 1
+            st.res.append(r)
+            if len(st.res) > 8:
+                st.res.pop(0)
+            out.append(r)
+        if not out:
+            return
+        results = out
+
+        def enc(buf, seq):
+            return frame.encode_result(buf, self.station, seq, self.board.time(), self.key, results)
+
+        seq = st.make_frame(frame.RESULT, enc, self.buf)  # persists cmd id with the frame
+        if self.app.reboot_pending:
+            self.reboot_seq = seq
+        self.kick(True)
+
+    def send_event(self, ft, enc):
+        # alarm / status / test frame now
+        seq = self.store.make_frame(ft, enc, self.buf)
+        self.kick(True)
+        return seq
+
+    def send_records(self, ft, enc):
+        # alarm frame with the newest readings (no new ones: an empty series list)
+        seq = self.store.make_records_frame(ft, True, enc, self.buf, self.app.cfg["max_frame"])
+        if seq is None:
+            seq = self.store.make_frame(ft, lambda b, s: enc(b, s, [], 0), self.buf)
+        self.kick(True)
+        return seq

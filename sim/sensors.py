@@ -1,0 +1,130 @@
+"""Deterministic rainfall-runoff model for virtual stations.
+
+Storms (seeded) give a rain rate; a tipping-bucket gauge turns the rain into tips
+with contact bounce; a linear reservoir turns it into a water level. Everything is
+precomputed per minute for the horizon, so queries are cheap and repeatable.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import random
+from dataclasses import dataclass, field
+
+MS_PER_MIN = 60_000
+
+
+@dataclass(frozen=True)
+class Storm:
+    """A triangular storm: rain rate rises to ``peak_mm_h`` at mid-storm and falls back."""
+
+    start_s: int
+    duration_s: int
+    peak_mm_h: float
+
+
+@dataclass
+class Weather:
+    """Rain, tips, level, battery and temperature over ``days`` from virtual time 0 (ms).
+
+    Args:
+        seed: seeds every random choice.
+        days: horizon.
+        tip_mm: rain per tip.
+        storms: explicit storms; default: one every ~3 days, seeded.
+    """
+
+    seed: int
+    days: float
+    tip_mm: float = 0.2
+    storms: list[Storm] | None = None
+    base_level_mm: int = 3000
+    bounce_max: int = 3
+    closed_ms: int = 80
+    battery_mv: list[tuple[int, int]] = field(default_factory=list)  # (from_ms, mV) overrides
+    tips: list[int] = field(init=False)  # closing time of each tip, ms
+    edges: list[int] = field(init=False)  # every closing edge, bounce included, ms
+    _level: list[float] = field(init=False)  # per minute
+
+    def __post_init__(self) -> None:
+        rng = random.Random(self.seed)
+        minutes = int(self.days * 1440) + 2
+        if self.storms is None:
+            self.storms = []
+            t = rng.uniform(0.3, 1.5) * 86400
+            while t < self.days * 86400:
+                self.storms.append(Storm(int(t), rng.randint(2, 10) * 3600, rng.uniform(4.0, 40.0)))
+                t += rng.uniform(1.5, 4.0) * 86400
+        rate = [0.0] * minutes  # mm/h
+        for s in self.storms:
+            m0 = s.start_s // 60
+            n = max(1, s.duration_s // 60)
+            for i in range(n):
+                if 0 <= m0 + i < minutes:
+                    x = i / n
+                    rate[m0 + i] += s.peak_mm_h * (1 - abs(2 * x - 1))
+        # tips: the bucket fills; each tip at a random ms inside its minute
+        self.tips = []
+        acc = 0.0
+        for m, r in enumerate(rate):
+            acc += r / 60
+            while acc >= self.tip_mm:
+                acc -= self.tip_mm
+                self.tips.append(m * MS_PER_MIN + rng.randrange(1, MS_PER_MIN))
+        self.tips.sort()
+        # a tip closer than the closure to the previous one is merged by the bucket
+        merged: list[int] = []
+        for t in self.tips:
+            if merged and t - merged[-1] < 1500:
+                t = merged[-1] + 1500
+            merged.append(t)
+        self.tips = merged
+        self.edges = []
+        for t in self.tips:
+            self.edges.append(t)
+            b = t
+            for _ in range(rng.randint(0, self.bounce_max)):
+                b += rng.randint(1, 6)
+                self.edges.append(b)  # bounce: more closing edges within a few ms
+        # level: linear reservoir, 6 h time constant, 40 mm of level per mm of rain
+        self._level = []
+        s = 0.0
+        k = 6 * 60.0
+        for r in rate:
+            s += r / 60 * 40 - s / k
+            self._level.append(self.base_level_mm + s)
+
+    def level_mm(self, ms: int) -> float:
+        """Water level at ``ms``, interpolated between minutes."""
+        i = ms // MS_PER_MIN
+        if i + 1 >= len(self._level):
+            return self._level[-1]
+        f = (ms % MS_PER_MIN) / MS_PER_MIN
+        return self._level[i] * (1 - f) + self._level[i + 1] * f
+
+    def level_uv(self, ms: int, shunt_ohm: int = 150, lo_mm: int = 0, hi_mm: int = 10_000) -> int:
+        """Shunt voltage (µV) of the 4-20 mA transducer at ``ms``."""
+        ua = 4000 + (self.level_mm(ms) - lo_mm) * 16000 / (hi_mm - lo_mm)
+        return int(round(ua * shunt_ohm))
+
+    def pin_closed(self, ms: int) -> bool:
+        """Whether the reed switch is closed at ``ms``."""
+        i = bisect.bisect_right(self.tips, ms) - 1
+        return i >= 0 and ms - self.tips[i] < self.closed_ms
+
+    def battery(self, ms: int) -> int:
+        """Battery mV: a solar day cycle, or an override from ``battery_mv``."""
+        v = 12600 + int(300 * math.sin(2 * math.pi * (ms / 86_400_000 - 0.25)))
+        for t0, mv in self.battery_mv:
+            if ms >= t0:
+                v = mv
+        return v
+
+    def temperature(self, ms: int) -> int:
+        """Logger temperature, 0.1 degC."""
+        return 250 + int(80 * math.sin(2 * math.pi * (ms / 86_400_000 - 0.3)))
+
+    def tips_between(self, a_ms: int, b_ms: int) -> int:
+        """Tips with a_ms < time <= b_ms."""
+        return bisect.bisect_right(self.tips, b_ms) - bisect.bisect_right(self.tips, a_ms)

@@ -1,0 +1,320 @@
+"""A virtual station board: the real firmware on the real MicroPython VM.
+
+The firmware is compiled to ``.mpy`` with ``mpy-cross`` and written, with the station
+config JSON, into a littlefs2 image (``littlefs-python``); the unix-port VM mounts that
+image through ``boards/simboot`` and runs ``main`` from it with a board-sized heap. The
+board's clock is virtual: the VM asks to idle, this host advances time to the next
+event (rain-gauge edge, link bytes, the end of the idle) and answers with the sensor
+inputs at that time. A power cut is ``kill -9`` of the VM; the next boot uses the same
+image. See ``firmware/boards/sim.py`` for the board's side of the lockstep.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import json
+import os
+import random
+import shutil
+import socket
+import struct
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from littlefs import LittleFS
+
+from sim.link import Peer
+from sim.sensors import Weather
+
+ROOT = Path(__file__).resolve().parent.parent
+FIRMWARE = ROOT / "firmware"
+BLOCK = 4096
+T_FMT = struct.Struct("<QiHhBBH")
+B_FMT = struct.Struct("<iBI")
+EDGE_BUNDLE_MS = 40
+MAX_RX = 1024
+
+
+class SimError(Exception):
+    """The VM crashed, hung or broke the lockstep protocol."""
+
+
+def tool(name: str) -> str:
+    """A tool of the venv this Python runs in, else from PATH."""
+    for d in (ROOT / ".venv" / "bin", Path(os.sys.executable).parent):
+        p = d / name
+        if p.is_file():
+            return str(p)
+    found = shutil.which(name)
+    if found is None:
+        raise SimError(f"{name} not found: run `make setup`")
+    return found
+
+
+def build_firmware(out: Path) -> Path:
+    """Compile firmware/ to .mpy under ``out`` (skipping unchanged files); returns ``out``."""
+    for src in sorted(FIRMWARE.rglob("*.py")):
+        rel = src.relative_to(FIRMWARE)
+        dest = out / rel.with_suffix(".mpy")
+        if dest.exists() and dest.stat().st_mtime >= src.stat().st_mtime:
+            continue
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run([tool("mpy-cross"), "-o", str(dest), "-s", str(rel), str(src)],
+                              capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise SimError(f"mpy-cross {rel}: {proc.stderr.strip()}")
+    return out
+
+
+def make_image(path: Path, mpy: Path, config: dict[str, Any], blocks: int = 256) -> None:
+    """A littlefs2 flash image with the firmware .mpy files and ``config.json``."""
+    fs = LittleFS(block_size=BLOCK, block_count=blocks)
+    for f in sorted(mpy.rglob("*.mpy")):
+        rel = f.relative_to(mpy).as_posix()
+        if rel == "boards/simboot.mpy" or rel.startswith(("boards/esp32", "boards/rp2040")):
+            continue  # the ROM, and other boards' HALs
+        if "/" in rel:
+            d = rel.rsplit("/", 1)[0]
+            try:
+                fs.makedirs(d, exist_ok=True)
+            except Exception:  # noqa: BLE001 - littlefs raises its own errors
+                pass
+        with fs.open(rel, "wb") as out:
+            out.write(f.read_bytes())
+    with fs.open("config.json", "w") as out:
+        out.write(json.dumps(config))
+    path.write_bytes(bytes(fs.context.buffer))
+
+
+def read_image(path: Path, blocks: int = 256) -> LittleFS:
+    """Mount a flash image on the host (to inspect the queue after a run)."""
+    fs = LittleFS(block_size=BLOCK, block_count=blocks, mount=False)
+    fs.context.buffer = bytearray(path.read_bytes())
+    fs.mount()
+    return fs
+
+
+@dataclass(frozen=True)
+class Trace:
+    """A reading the board committed to its queue (its own record)."""
+
+    element: int
+    time: int
+    value: int | None
+    quality: int
+
+
+@dataclass
+class VBoard:
+    """One virtual station.
+
+    Args:
+        workdir: where the image, the compiled firmware and the logs go.
+        config: the station config JSON written into the image.
+        weather: sensor inputs.
+        peer: the far end of the link.
+        t0: hydrolink time at virtual ms 0 (true UTC).
+        rtc_offset_s: the board's RTC error at first boot (station minus true).
+        heapsize: the VM heap.
+        seed: seeds power-cut timing details and the board's random numbers.
+    """
+
+    workdir: Path
+    config: dict[str, Any]
+    weather: Weather
+    peer: Peer
+    t0: int
+    rtc_offset_s: int = 0
+    heapsize: str = "128K"
+    seed: int = 1
+    blocks: int = 256
+    boot_delay_ms: int = 3000
+    traces: list[Trace] = field(default_factory=list)
+    boots: int = 0
+    cuts_done: int = 0
+    log: list[str] = field(default_factory=list)
+    vms: int = 0
+    resets: list[tuple[int, int]] = field(default_factory=list)  # (ms, cause)
+    messages: int = 0
+    _rx: list[tuple[int, int, bytes]] = field(default_factory=list)  # heap (ms, n, bytes)
+    _rx_n: int = 0
+    _rng: random.Random = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.image = self.workdir / "flash.img"
+        self.mpy = build_firmware(self.workdir.parent / "mpy")
+        self.rom = self.workdir / "rom"
+        self.rom.mkdir(exist_ok=True)
+        shutil.copy(self.mpy / "boards" / "simboot.mpy", self.rom / "simboot.mpy")
+        make_image(self.image, self.mpy, self.config, self.blocks)
+        self._edge_i = 0
+
+    # ---- running ---------------------------------------------------------
+    def run(self, until_ms: int, cuts: list[int] | tuple[int, ...] = ()) -> None:
+        """Run the station until virtual ``until_ms``, cutting power at each of ``cuts``."""
+        pending = sorted(c for c in cuts if c > self.vms)
+        cause = 0 if self.boots == 0 else 1
+        while self.vms < until_ms:
+            cut = pending.pop(0) if pending and pending[0] < until_ms else None
+            end, cause = self._boot(until_ms, cut, cause)
+            if end == "done":
+                return
+            if end == "cut":
+                self.cuts_done += 1
+                cause = 0
+            self.vms += self.boot_delay_ms
+
+    def _boot(self, until_ms: int, cut: int | None, cause: int) -> tuple[str, int]:
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        srv.settimeout(0.2)
+        port = srv.getsockname()[1]
+        env = dict(os.environ)
+        env.update(HL_FLASH=str(self.image), HL_PORT=str(port), HL_BS=str(BLOCK),
+                   MICROPYPATH=f"{self.rom}:.frozen")
+        self.boots += 1
+        logf = open(self.workdir / f"vm{self.boots}.log", "w")  # noqa: SIM115
+        pre = os.environ.get("HL_VM_PREFIX", "").split()
+        proc = subprocess.Popen([*pre, tool("micropython"), "-X", f"heapsize={self.heapsize}",
+                                 "-c", "import simboot"], env=env, stdout=logf,
+                                stderr=subprocess.STDOUT, cwd=self.workdir)
+        try:
+            conn = None
+            for _ in range(300):
+                try:
+                    conn, _ = srv.accept()
+                    break
+                except TimeoutError:
+                    if proc.poll() is not None:
+                        break
+            if conn is None:
+                raise SimError(self._crash(proc, "VM did not connect"))
+            conn.settimeout(60)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return self._serve(conn, proc, until_ms, cut, cause)
+        finally:
+            srv.close()
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            logf.close()
+            self.log.extend((self.workdir / f"vm{self.boots}.log").read_text().splitlines())
+
+    def _crash(self, proc: subprocess.Popen[bytes], why: str) -> str:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        text = (self.workdir / f"vm{self.boots}.log").read_text()
+        return f"{why} at {self.vms} ms (boot {self.boots}):\n{text[-3000:]}"
+
+    def _serve(self, conn: socket.socket, proc: subprocess.Popen[bytes], until_ms: int,
+               cut: int | None, cause: int) -> tuple[str, int]:
+        f = conn.makefile("rb")
+        kill_after = -1  # messages still allowed before the power cut
+        while True:
+            head = f.read(3)
+            if len(head) < 3:
+                raise SimError(self._crash(proc, "VM closed the link"))
+            kind = head[:1]
+            n = int.from_bytes(head[1:], "little")
+            data = f.read(n) if n else b""
+            self.messages += 1
+            if kill_after == 0:
+                proc.kill()  # kill -9: a power cut, wherever the VM is
+                return "cut", 0
+            if kill_after > 0:
+                kill_after -= 1
+            if kind == b"H":
+                conn.sendall(B_FMT.pack(self.t0 + self.rtc_offset_s, cause, self._rng.randrange(1, 2**31)))
+                conn.sendall(self._reply(self.vms))
+            elif kind == b"I":
+                (dt,) = struct.unpack("<I", data)
+                target = self.vms + dt
+                if kill_after >= 0:
+                    proc.kill()
+                    return "cut", 0
+                if target >= until_ms:
+                    if self._next_event() >= until_ms:
+                        self.vms = until_ms
+                        return "done", 0
+                if cut is not None and cut <= min(target, self._next_event()):
+                    # the cut lands while the board works on what wakes it there
+                    self.vms = max(self.vms, cut)
+                    kill_after = self._rng.randrange(0, 6)
+                    conn.sendall(self._reply(self.vms))
+                    cut = None
+                    continue
+                conn.sendall(self._reply(min(target, self._next_event())))
+            elif kind == b"W":
+                for ms, b in self.peer.uplink(self.vms, data):
+                    self._rx_n += 1
+                    heapq.heappush(self._rx, (ms, self._rx_n, b))
+            elif kind == b"R":
+                el, t, v, q = struct.unpack("<BIiB", data)
+                self.traces.append(Trace(el, t, None if q in (3, 4) else v, q))
+            elif kind == b"C":
+                (off,) = struct.unpack("<i", data)
+                self.rtc_offset_s = off - self.t0
+            elif kind == b"X":
+                self.resets.append((self.vms, data[0]))
+                proc.wait(timeout=30)
+                return "reset", data[0]
+            else:
+                raise SimError(self._crash(proc, f"unknown message {kind!r}"))
+
+    def _next_event(self) -> int:
+        e = self.weather.edges
+        i = bisect.bisect_right(e, self.vms)
+        nxt = e[i] if i < len(e) else 2**62
+        if self._rx:
+            nxt = min(nxt, self._rx[0][0])
+        return max(nxt, self.vms)
+
+    def _reply(self, ms: int) -> bytes:
+        e = self.weather.edges
+        i = bisect.bisect_right(e, self.vms)
+        edges: list[int] = []
+        if i < len(e) and e[i] <= ms:
+            first = e[i]
+            while i < len(e) and e[i] <= first + EDGE_BUNDLE_MS and len(edges) < 200:
+                edges.append(e[i])
+                i += 1
+            ms = edges[-1]
+        self.vms = max(ms, self.vms)
+        rx = b""
+        while self._rx and self._rx[0][0] <= self.vms and len(rx) < MAX_RX:
+            _, _, b = heapq.heappop(self._rx)
+            rx += b
+        if len(rx) > MAX_RX:
+            heapq.heappush(self._rx, (self.vms, 0, rx[MAX_RX:]))
+            rx = rx[:MAX_RX]
+        w = self.weather
+        cfg = self.config
+        head = T_FMT.pack(self.vms, w.level_uv(self.vms, cfg.get("shunt_ohm", 150),
+                                               cfg.get("level_4ma_mm", 0),
+                                               cfg.get("level_20ma_mm", 10000)),
+                          w.battery(self.vms), w.temperature(self.vms),
+                          int(w.pin_closed(self.vms)), len(edges), len(rx))
+        offs = b"".join(struct.pack("<H", self.vms - t) for t in edges)
+        return head + offs + rx
+
+    # ---- reading the results -------------------------------------------------
+    def heap_lines(self) -> list[str]:
+        """The firmware's heap reports, in order."""
+        return [ln for ln in self.log if ln.startswith("heap")]
+
+    def flash(self) -> LittleFS:
+        """The flash image as it is now."""
+        return read_image(self.image, self.blocks)
+
+
+def wall() -> float:
+    """Process CPU + wall helper for reports."""
+    return time.perf_counter()
