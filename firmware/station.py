@@ -8,9 +8,9 @@
 from micropython import const
 import asyncio
 import gc
+import sys
 
 import alarms
-import config
 import frame
 import power
 import sampler
@@ -19,7 +19,6 @@ from sched import Sched
 from store import Store
 from uplink import Uplink
 
-VERSION = "0.3.0"
 CONFIG = "config.json"
 _WDT_MS = const(600000)  # watchdog: 10 min without a healthy sample cycle
 _ELEM_IV_BATT = (sampler.BATTERY, sampler.LOGGER_TEMP)
@@ -30,15 +29,19 @@ class Station:
         self.board = board
         self.boot_ticks = board.ticks_ms()
         self.uptime0 = board.time()
+        config = lazy("config")
         cfg, errs = config.load(CONFIG)
         for e in errs:
             self.log(e)
         self.cfg = cfg
         self.station = cfg["station"]
         key = config.key_bytes(cfg)
+        config = None
+        unload("config")  # 13 KB of code on the 64-bit VM: only commands need it again
         self.key = frame.Key(key if key else bytes(32))
         self.cause = board.reset_cause()
         self.store = Store(cfg["queue_max_bytes"], getattr(board, "trace", None))
+        self.store.peak = self.peak
         st = self.store
         st.cnt[7] += 1
         if self.cause == power.WATCHDOG:
@@ -104,7 +107,9 @@ class Station:
                 return
             await timer.sleep_ms(d)
 
-    def _heap(self):
+    def peak(self):
+        # live heap at a busy moment (frame built, status): the peak figure
+        gc.collect()
         a = gc.mem_alloc()
         if a > self.heap_peak:
             self.heap_peak = a
@@ -126,7 +131,6 @@ class Station:
             if s.is_mark(t):
                 self._record(t)
             self.alive = b.ticks_ms()
-            self._heap()
 
     def _record(self, t):
         b = self.board
@@ -238,54 +242,13 @@ class Station:
             await self._sleep_until(self._t_status, t)
             self.send_status()
 
-    def status(self):
-        b = self.board
-        st = self.store
-        gc.collect()
-        free = gc.mem_free()
-        c = {}
-        for i in range(1, 12):
-            if st.cnt[i]:
-                c[i] = st.cnt[i]
-        s = {1: b.battery_mv(), 2: b.temperature(), 3: VERSION,
-             4: b.time() - self.uptime0, 5: self.cause, 6: st.depth(), 8: free,
-             9: b.free_flash(), 10: st.clk, 11: c, 12: self.flags()}
-        o = st.oldest_time()
-        if o is not None:
-            s[7] = o
-        return s
-
     def send_status(self):
-        s = self.status()
-        self.log("heap: alloc=%d peak=%d free=%d day=%d" % (
-            gc.mem_alloc(), self.heap_peak, s[8], self.board.time() // 86400))
-        if not self.pw.may_send():
-            return
-
-        def enc(buf, seq):
-            return frame.encode_status(buf, self.station, seq, self.board.time(), self.key, s)
-
-        self.uplink.send_event(frame.STATUS, enc)
+        lazy("service").send_status(self)
+        unload("service")
 
     def send_test(self):
-        # test report: the current values, each a single value at the header time
-        b = self.board
-        t = b.time()
-        series = []
-        if self.level is not None:
-            try:
-                series.append((sampler.LEVEL, 1, t, [self.level.read_mm()], None))
-            except sensors.SensorError:
-                series.append((sampler.LEVEL, 1, t, [None], [4]))
-        series.append((sampler.BATTERY, 1, t, [b.battery_mv()], None))
-        series.append((sampler.LOGGER_TEMP, 1, t, [b.temperature()], None))
-        flags = self.flags()
-
-        def enc(buf, seq):
-            return frame.encode_report(buf, frame.TEST, self.station, seq, t, self.key,
-                                       series, 0, None, flags)
-
-        self.uplink.send_event(frame.TEST, enc)
+        lazy("service").send_test(self)
+        unload("service")
 
     async def wdt_task(self):
         # feed only while the sampler is alive: a hung sampler resets the board
@@ -300,44 +263,12 @@ class Station:
 
     # ---- commands (SPEC §7), called by the uplink with a new id ----------------
     def command(self, cid, op, args):
-        if self.pw.state == power.CRITICAL and op != 2 and op != 6:
-            return [cid, 4, "low power"]
-        if op == 1:
-            new, why = config.apply_changes(self.cfg, args)
-            if new is None:
-                return [cid, 2, why]
-            try:
-                config.save(CONFIG, new)
-            except OSError as e:
-                return [cid, 3, "save: %s" % e]
-            self._apply(new)
-            return [cid, 0]
-        if op == 2:
-            names = args if args is not None else []
-            if type(names) is not list:
-                return [cid, 2, "args: must be a list of keys"]
-            d, why = config.get(self.cfg, names)
-            if d is None:
-                return [cid, 2, why]
-            return [cid, 0, d]
-        if op == 3:
-            if type(args) is not list or len(args) != 2 or type(args[0]) is not int \
-                    or type(args[1]) is not int or args[0] > args[1]:
-                return [cid, 2, "args: [from, to] hydrolink times"]
-            n = self.store.resend(args[0], args[1])
-            return [cid, 0, n]
-        if op == 4:
-            self.send_test()
-            return [cid, 0]
-        if op == 5:
-            self.reboot_pending = True
-            return [cid, 0]
-        if op == 6:
-            self.send_status()
-            return [cid, 0]
-        return [cid, 1]
+        r = lazy("service").command(self, cid, op, args)
+        unload("service")
+        unload("config")
+        return r
 
-    def _apply(self, cfg):
+    def apply(self, cfg):
         self.cfg = cfg
         self.gauge.configure(cfg["debounce_ms"], cfg["stuck_ms"])
         if self.level is not None:
@@ -366,3 +297,16 @@ class Station:
 
 def ticks_diff(a, b):
     return sensors.ticks_diff(a, b)
+
+
+def lazy(name):
+    # import a module that is needed rarely (code costs heap on the board)
+    return __import__(name)
+
+
+def unload(name):
+    # drop a lazily imported module so gc can take its code back
+    try:
+        del sys.modules[name]
+    except KeyError:
+        pass

@@ -3,7 +3,7 @@
 # ACK covers it.
 #
 # Files, all under q/:
-#   s<k>   segment k: records k*256 .. k*256+255, fixed 16-byte records
+#   g<k>   segment k: records k*256 .. k*256+255, fixed 16-byte records
 #          <t u32, value i32, interval u32, element u8, quality u8, crc16>
 #          appended; a record is committed when the append is synced. The
 #          CRC catches a torn append (littlefs already rolls an unsynced
@@ -54,6 +54,7 @@ class Store:
         self._b = bytearray(_REC)
         self._tmp = bytearray(_REC)
         self._f = None  # open tail segment
+        self.peak = None  # heap probe at the busiest moment (station.peak)
         # one frame's records, read once per build
         import array
         self._t = array.array("i", bytes(4 * _MAX_BATCH))
@@ -99,9 +100,12 @@ class Store:
         for e in self.fl:
             keep[e[0]] = 1
         for name in os.listdir(self.root):
-            if name[0] == "s":
-                segs.append(int(name[1:]))
-            elif name[0] == "f" and int(name[1:]) not in keep:
+            k = name[1:]
+            if not k.isdigit():
+                continue  # state, state.tmp, a segment's .t rewrite
+            if name[0] == "g":
+                segs.append(int(k))
+            elif name[0] == "f" and int(k) not in keep:
                 os.remove(self.root + "/" + name)  # orphan: written, never sent
         segs.sort()
         if segs:
@@ -130,7 +134,7 @@ class Store:
 
     def _scan(self, k):
         # number of good records in segment k; a bad tail is cut off
-        p = "%s/s%d" % (self.root, k)
+        p = "%s/g%d" % (self.root, k)
         n = os.stat(p)[6] // _REC
         good = n
         b = self._tmp
@@ -166,7 +170,7 @@ class Store:
         b[15] = c >> 8
         f = self._f
         if f is None:
-            f = self._f = open("%s/s%d" % (self.root, r // _PER), "ab")
+            f = self._f = open("%s/g%d" % (self.root, r // _PER), "ab")
         f.write(b)
         f.flush()  # littlefs sync: committed from here on
         self.tail = r + 1
@@ -205,7 +209,7 @@ class Store:
             self.cnt[6] += n
         self.save()
         try:
-            os.remove("%s/s%d" % (self.root, self.first))
+            os.remove("%s/g%d" % (self.root, self.first))
         except OSError:
             pass
         self.first += 1
@@ -216,7 +220,7 @@ class Store:
             return None
         b = self._tmp
         try:
-            with open("%s/s%d" % (self.root, r // _PER), "rb") as f:
+            with open("%s/g%d" % (self.root, r // _PER), "rb") as f:
                 f.seek((r % _PER) * _REC)
                 if f.readinto(b) != _REC or not self._crc_ok(b):
                     return None
@@ -236,7 +240,7 @@ class Store:
                 if f:
                     f.close()
                 k = r // _PER
-                f = open("%s/s%d" % (self.root, k), "rb")
+                f = open("%s/g%d" % (self.root, k), "rb")
                 f.seek((r % _PER) * _REC)
             if f.readinto(buf) != _REC or not self._crc_ok(buf):
                 break
@@ -357,6 +361,8 @@ class Store:
                     return None
                 b = a + n
             series = self._series(n)
+            if self.peak:
+                self.peak()
             try:
                 ln = encode(buf, self.seq, series, self.drop)
                 if ln <= max_frame:

@@ -198,7 +198,11 @@ class VBoard:
                 raise SimError(self._crash(proc, "VM did not connect"))
             conn.settimeout(60)
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            return self._serve(conn, proc, until_ms, cut, cause)
+            try:
+                with conn, conn.makefile("rb") as f:
+                    return self._serve(conn, f, proc, until_ms, cut, cause)
+            finally:
+                conn.close()
         finally:
             srv.close()
             if proc.poll() is None:
@@ -214,9 +218,8 @@ class VBoard:
         text = (self.workdir / f"vm{self.boots}.log").read_text()
         return f"{why} at {self.vms} ms (boot {self.boots}):\n{text[-3000:]}"
 
-    def _serve(self, conn: socket.socket, proc: subprocess.Popen[bytes], until_ms: int,
+    def _serve(self, conn: socket.socket, f: Any, proc: subprocess.Popen[bytes], until_ms: int,
                cut: int | None, cause: int) -> tuple[str, int]:
-        f = conn.makefile("rb")
         kill_after = -1  # messages still allowed before the power cut
         while True:
             head = f.read(3)

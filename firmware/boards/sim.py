@@ -73,15 +73,17 @@ class Link:
         self._b._send(_WRITE, data)
         return len(data)
 
-    def _put(self, mv):
-        n = len(mv)
+    def _room(self, n):
+        # where n arriving bytes go; past a full buffer they are lost (an
+        # overrun, as a UART FIFO would) but still read off the channel
         room = len(self._rx) - self._n
         if n > room:
-            self.overruns += n - room  # a UART FIFO overrun: bytes lost
-            n = room
-        self._rx[self._n:self._n + n] = mv[:n]
+            self.overruns += n - room
+            self._n = 0  # drop what is buffered: the deframer resyncs
+        mv = memoryview(self._rx)[self._n:self._n + n]
         self._n += n
         self.flag.set()
+        return mv
 
     def any(self):
         return self._n
@@ -110,13 +112,12 @@ class Board:
         self._s = s
         self._hdr = bytearray(_T_LEN)
         self._hmv = memoryview(self._hdr)
-        self._rbuf = bytearray(1100)
+        self._rbuf = bytearray(400)  # rain-gauge edge times, 2 bytes each
         self._rmv = memoryview(self._rbuf)
-        self._out = bytearray(1100)
-        self._omv = memoryview(self._out)
+        self._out = bytearray(3)
         self.rain_pin = _Pin()
         self.adc = _Adc()
-        self.link = Link(self, 2048)
+        self.link = Link(self, 2100)
         self._vms = 0
         self.batt = 0
         self.temp = 0
@@ -141,13 +142,13 @@ class Board:
             got += n
 
     def _send(self, kind, data):
-        # one write per message (two would meet Nagle and delayed ACKs)
+        # TCP_NODELAY is set: two writes cost no Nagle delay
         o = self._out
-        n = len(data)
         o[0] = kind[0]
-        struct.pack_into("<H", o, 1, n)
-        o[3:3 + n] = data
-        self._s.write(self._omv[:3 + n])
+        struct.pack_into("<H", o, 1, len(data))
+        self._s.write(o)
+        if data:
+            self._s.write(data)
 
     def _reply(self):
         self._recv(self._hdr)
@@ -167,9 +168,7 @@ class Board:
         self.temp = temp
         self.rain_pin.closed = pin
         if nrx:
-            d = self._rmv[:nrx]
-            self._recv(d)
-            self.link._put(d)
+            self._recv(self.link._room(nrx))
 
     # ---- clocks
     def flag(self):
