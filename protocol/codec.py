@@ -42,6 +42,7 @@ MAX_WIRE = MAX_FRAME + (MAX_FRAME + 253) // 254  # 1029: COBS of the largest fra
 EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 EPOCH_UNIX = 1_704_067_200
 REPLAY_WINDOW = 4096
+MAX_VALUES = 4096  # per series: a run token could otherwise claim 2^34 values
 
 DATA, ALARM, STATUS, TEST, RESULT, ACK, COMMAND = 1, 2, 3, 4, 5, 8, 9
 TYPE_NAMES = {
@@ -230,6 +231,8 @@ def decode_values(data: bytes) -> list[int]:
     rest = data[pos:]
     if rest.isascii():  # the common case: one-byte tokens only, decoded in C loops
         values = list(accumulate(chain.from_iterable(map(_TOKEN_DELTAS.__getitem__, rest)), initial=first))
+        if len(values) > MAX_VALUES:
+            raise Malformed(f"more than {MAX_VALUES} values in a series")
         if abs(first) + 32 * len(rest) < _INT32[1]:  # one-byte deltas cannot leave int32
             return values
     else:
@@ -244,11 +247,15 @@ def decode_values(data: bytes) -> list[int]:
                 continue
             n |= b << shift
             if n & 1:
+                if len(values) + (n >> 1) >= MAX_VALUES:
+                    raise Malformed(f"more than {MAX_VALUES} values in a series")
                 values.extend([last] * ((n >> 1) + 1))
             else:
                 last += _unzz(n >> 1)
                 values.append(last)
             n = shift = 0
+        if len(values) > MAX_VALUES:
+            raise Malformed(f"more than {MAX_VALUES} values in a series")
         if shift:
             raise Malformed("values end inside a varint")
     if min(values) < _INT32[0] or max(values) > _INT32[1]:

@@ -263,6 +263,8 @@ def invalid_vectors() -> list[dict[str, Any]]:
              b"\xa1\x01\x81\x84\x02\x19\x01\x2c\x00\x46\x80\x80\x80\x80\x80\x01", cddl_detects=False)
     bad_body("values_int32_overflow", "a delta that leaves int32",
              b"\xa1\x01\x81\x84\x02\x19\x01\x2c\x00\x46\xfe\xff\xff\xff\x0f\x04", cddl_detects=False)
+    bad_body("values_too_many", "one run token claiming 5000 unchanged values (limit 4096)",
+             b"\xa1\x01\x81\x84\x02\x19\x01\x2c\x00\x43\x00\x9d\x4e", cddl_detects=False)
     bad_body("quality_code_7", "quality code 7 is undefined",
              b"\xa1\x01\x81\x85\x02\x19\x01\x2c\x00\x41\x02\x83\x00\x01\x07")
     bad_body("quality_overlap", "two quality runs overlap",
