@@ -26,8 +26,8 @@ bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 lint: $(STAMP)
-	.venv/bin/ruff check host_tools protocol sim tests bench
-	.venv/bin/mypy host_tools protocol sim
+	.venv/bin/ruff check host_tools protocol sim tests bench tools
+	.venv/bin/mypy host_tools protocol sim tools
 	$(PY) tools/check_firmware.py
 
 vectors: $(STAMP)
