@@ -485,9 +485,14 @@ def _check_types(root: Any, known: frozenset[int] = frozenset()) -> None:
     For a body map, ``known`` keys are left to the schema code, which checks their types.
     """
     if known and type(root) is dict:
-        _check_types({k: v for k, v in root.items() if k not in known})
-        if list(root) != sorted(root, key=lambda k: (type(k) is not int, k if type(k) is int else 0)):
+        keys = list(root)
+        if not all(type(k) is int for k in keys) or (keys and min(keys) < 0):
+            raise Malformed("body map keys must be unsigned integers")
+        if keys != sorted(keys):
             raise Malformed("map keys are not in ascending order of their encodings")
+        unknown = [root[k] for k in keys if k not in known]
+        if unknown:
+            _check_types(unknown)
         return
     stack = [root]
     while stack:
