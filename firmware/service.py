@@ -70,6 +70,7 @@ def command(app, cid, op, args):
     if app.pw.state == power.CRITICAL and op != 2 and op != 6:
         return [cid, 4, "low power"]
     if op == 1:
+        gc.collect()
         import config
         new, why = config.apply_changes(app.cfg, args)
         if new is None:

@@ -301,6 +301,7 @@ def ticks_diff(a, b):
 
 def lazy(name):
     # import a module that is needed rarely (code costs heap on the board)
+    gc.collect()
     return __import__(name)
 
 

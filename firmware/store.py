@@ -37,7 +37,7 @@ _SEG = const(4096)
 _FMT = "<IiIBB"
 _MAX_FLIGHT = const(16)
 _MAX_RES = const(8)
-_MAX_BATCH = const(160)  # records read for one frame: 160 x 14 B of arrays
+_MAX_BATCH = const(96)  # records per frame: 96 x 23 B of arrays (4 hours of 5-min data)
 N_COUNTERS = const(12)  # SPEC §8 counter ids 1..11
 
 MISSING = const(3)
@@ -62,6 +62,8 @@ class Store:
         self._iv = array.array("i", bytes(4 * _MAX_BATCH))
         self._el = bytearray(_MAX_BATCH)
         self._q = bytearray(_MAX_BATCH)
+        self._sv = array.array("i", bytes(4 * _MAX_BATCH))  # series values, grouped
+        self._sq = bytearray(_MAX_BATCH)
         try:
             os.mkdir(root)
         except OSError:
@@ -389,35 +391,49 @@ class Store:
 
     def _series(self, n):
         # records of the batch -> series (element, interval, start, values,
-        # quality or None): consecutive slots of one element and interval
-        # form one series; a gap starts another (nothing is invented)
-        out = []
-        last = {}  # (el, iv) -> index in out
+        # quality or None) as memoryview slices of two preallocated arrays
+        # (no lists: a 160-reading frame must not fragment a board heap),
+        # grouped by element and interval; a gap in time starts another
+        # series (nothing is invented). Slots without a value hold 0: the
+        # encoder writes the previous value there (SPEC §5.2).
+        keys = []
         for i in range(n):
-            el = self._el[i]
-            iv = self._iv[i]
-            t = self._t[i]
-            q = self._q[i]
-            v = None if q == MISSING or q == FAULT else self._v[i]
-            key = el * 100000 + iv
-            j = last.get(key)
-            s = out[j] if j is not None else None
-            if s is None or s[2] + len(s[3]) * iv != t:
-                s = [el, iv, t, [], []]
-                last[key] = len(out)
-                out.append(s)
-            s[3].append(v)
-            s[4].append(q)
-        res = []
-        for s in out:
-            q = s[4]
-            good = True
-            for c in q:
-                if c:
-                    good = False
-                    break
-            res.append((s[0], s[1], s[2], s[3], None if good else q))
-        return res
+            k = self._el[i] * 100000 + self._iv[i]
+            if k not in keys:
+                keys.append(k)
+        sv = self._sv
+        sq = self._sq
+        out = []
+        p = 0
+        for k in keys:
+            a = p
+            t0 = nxt = 0
+            for i in range(n):
+                if self._el[i] * 100000 + self._iv[i] != k:
+                    continue
+                t = self._t[i]
+                if p > a and t != nxt:
+                    out.append(self._one(k, t0, a, p))
+                    a = p
+                if p == a:
+                    t0 = t
+                q = self._q[i]
+                sv[p] = 0 if q == MISSING or q == FAULT else self._v[i]
+                sq[p] = q
+                p += 1
+                nxt = t + self._iv[i]
+            if p > a:
+                out.append(self._one(k, t0, a, p))
+        return out
+
+    def _one(self, k, t0, a, b):
+        good = True
+        for i in range(a, b):
+            if self._sq[i]:
+                good = False
+                break
+        return (k // 100000, k % 100000, t0, memoryview(self._sv)[a:b],
+                None if good else memoryview(self._sq)[a:b])
 
     def _add_un(self, a, b):
         self.un.append([a, b])

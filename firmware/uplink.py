@@ -67,8 +67,19 @@ class Uplink:
         if holdoff_ms > 0:
             self.sleeping = 2
             await self.timer.sleep_ms(holdoff_ms)
-        st = self.store
         while True:
+            try:
+                await self._step()
+            except Exception as e:  # noqa: BLE001 - the uplink must outlive any bug
+                # MemoryError included: log, let gc work, try again later
+                self.app.log("uplink: %r" % e)
+                self.sleeping = 2
+                await self.timer.sleep_ms(60000)
+                self.sleeping = _NONE
+
+    async def _step(self):
+        st = self.store
+        if True:
             pw = self.app.pw
             seq = None
             if pw.may_send():
@@ -84,7 +95,7 @@ class Uplink:
                 self.sleeping = 1
                 await self.timer.sleep_ms(3600000)
                 self.sleeping = _NONE
-                continue
+                return
             self.urgent = False
             if await self._send(seq):
                 if st.boff:
@@ -92,7 +103,7 @@ class Uplink:
                     st.save()
                 if seq == self.reboot_seq:
                     self.board.reset(power.SOFT)
-                continue
+                return
             # failed: back off (persisted), unless an alarm comes
             st.cnt[3] += 1
             if self.reboot_seq and seq == self.reboot_seq:
@@ -158,7 +169,10 @@ class Uplink:
                 if not n:
                     break
                 for item in self.deframer.feed(self._rxmv[:n]):
-                    self._downlink(item)
+                    try:
+                        self._downlink(item)
+                    except Exception as e:  # noqa: BLE001 - one bad frame never stops rx
+                        self.app.log("downlink: %r" % e)
 
     def _downlink(self, raw):
         st = self.store

@@ -117,7 +117,7 @@ class Board:
         self._out = bytearray(3)
         self.rain_pin = _Pin()
         self.adc = _Adc()
-        self.link = Link(self, 2100)
+        self.link = Link(self, 1100)
         self._vms = 0
         self.batt = 0
         self.temp = 0
