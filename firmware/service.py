@@ -48,7 +48,7 @@ def send_test(app):
     # test report: the current values, each a single value at the header time
     b = app.board
     t = b.time()
-    series = []
+    series = []  # type: list
     if app.level is not None:
         try:
             series.append((sampler.LEVEL, 1, t, [app.level.read_mm()], None))

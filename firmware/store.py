@@ -234,27 +234,24 @@ class Store:
     def _load_batch(self, a, b):
         # records a..b-1 into the batch arrays; returns how many were read
         n = 0
-        f = None
-        k = -1
+        r = a
         buf = self._tmp
-        for r in range(a, b):
-            if r // _PER != k:
-                if f:
-                    f.close()
-                k = r // _PER
-                f = open("%s/g%d" % (self.root, k), "rb")
+        while r < b:
+            k = r // _PER
+            e = (k + 1) * _PER if (k + 1) * _PER < b else b
+            with open("%s/g%d" % (self.root, k), "rb") as f:
                 f.seek((r % _PER) * _REC)
-            if f.readinto(buf) != _REC or not self._crc_ok(buf):
-                break
-            t, v, iv, el, q = struct.unpack_from(_FMT, buf)
-            self._t[n] = t
-            self._v[n] = v
-            self._iv[n] = iv
-            self._el[n] = el
-            self._q[n] = q
-            n += 1
-        if f:
-            f.close()
+                while r < e:
+                    if f.readinto(buf) != _REC or not self._crc_ok(buf):
+                        return n
+                    t, v, iv, el, q = struct.unpack_from(_FMT, buf)
+                    self._t[n] = t
+                    self._v[n] = v
+                    self._iv[n] = iv
+                    self._el[n] = el
+                    self._q[n] = q
+                    n += 1
+                    r += 1
         return n
 
     # ---- bookkeeping ------------------------------------------------------

@@ -67,8 +67,8 @@ class Weather:
         # tips: the bucket fills; each tip at a random ms inside its minute
         self.tips = []
         acc = 0.0
-        for m, r in enumerate(rate):
-            acc += r / 60
+        for m, rr in enumerate(rate):
+            acc += rr / 60
             while acc >= self.tip_mm:
                 acc -= self.tip_mm
                 self.tips.append(m * MS_PER_MIN + rng.randrange(1, MS_PER_MIN))
@@ -89,11 +89,11 @@ class Weather:
                 self.edges.append(b)  # bounce: more closing edges within a few ms
         # level: linear reservoir, 6 h time constant, 40 mm of level per mm of rain
         self._level = []
-        s = 0.0
+        lv = 0.0
         k = 6 * 60.0
-        for r in rate:
-            s += r / 60 * 40 - s / k
-            self._level.append(self.base_level_mm + s)
+        for rr in rate:
+            lv += rr / 60 * 40 - lv / k
+            self._level.append(self.base_level_mm + lv)
 
     def level_mm(self, ms: int) -> float:
         """Water level at ``ms``, interpolated between minutes."""

@@ -12,6 +12,7 @@ image. See ``firmware/boards/sim.py`` for the board's side of the lockstep.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import heapq
 import json
 import os
@@ -20,6 +21,7 @@ import shutil
 import socket
 import struct
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +47,7 @@ class SimError(Exception):
 
 def tool(name: str) -> str:
     """A tool of the venv this Python runs in, else from PATH."""
-    for d in (ROOT / ".venv" / "bin", Path(os.sys.executable).parent):
+    for d in (ROOT / ".venv" / "bin", Path(sys.executable).parent):
         p = d / name
         if p.is_file():
             return str(p)
@@ -63,7 +65,8 @@ def build_firmware(out: Path) -> Path:
         if dest.exists() and dest.stat().st_mtime >= src.stat().st_mtime:
             continue
         dest.parent.mkdir(parents=True, exist_ok=True)
-        proc = subprocess.run([tool("mpy-cross"), "-o", str(dest), "-s", str(rel), str(src)],
+        # -march: @micropython.native/viper code compiles for the VM's CPU
+        proc = subprocess.run([tool("mpy-cross"), "-march=x64", "-o", str(dest), "-s", str(rel), str(src)],
                               capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise SimError(f"mpy-cross {rel}: {proc.stderr.strip()}")
@@ -79,10 +82,8 @@ def make_image(path: Path, mpy: Path, config: dict[str, Any], blocks: int = 256)
             continue  # the ROM, and other boards' HALs
         if "/" in rel:
             d = rel.rsplit("/", 1)[0]
-            try:
+            with contextlib.suppress(Exception):  # littlefs raises its own errors
                 fs.makedirs(d, exist_ok=True)
-            except Exception:  # noqa: BLE001 - littlefs raises its own errors
-                pass
         with fs.open(rel, "wb") as out:
             out.write(f.read_bytes())
     with fs.open("config.json", "w") as out:
@@ -243,10 +244,9 @@ class VBoard:
                 if kill_after >= 0:
                     proc.kill()
                     return "cut", 0
-                if target >= until_ms:
-                    if self._next_event() >= until_ms:
-                        self.vms = until_ms
-                        return "done", 0
+                if target >= until_ms and self._next_event() >= until_ms:
+                    self.vms = until_ms
+                    return "done", 0
                 if cut is not None and cut <= min(target, self._next_event()):
                     # the cut lands while the board works on what wakes it there
                     self.vms = max(self.vms, cut)

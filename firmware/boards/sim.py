@@ -102,7 +102,7 @@ class Link:
 
 class Board:
     def __init__(self):
-        port = int(os.getenv("HL_PORT"))
+        port = int(os.getenv("HL_PORT") or "0")
         s = socket.socket()
         s.connect(socket.getaddrinfo("127.0.0.1", port)[0][-1])
         try:

@@ -6,6 +6,7 @@
 # with this module's .mpy on MICROPYPATH. Not copied to the flash image.
 import os
 import sys
+import vfs
 
 
 class FileBlockDev:
@@ -36,8 +37,9 @@ class FileBlockDev:
 
 def boot():
     bs = int(os.getenv("HL_BS") or "4096")
-    bdev = FileBlockDev(os.getenv("HL_FLASH"), bs)
-    os.mount(os.VfsLfs2(bdev, readsize=64, progsize=64, lookahead=32), "/flash")
+    bdev = FileBlockDev(os.getenv("HL_FLASH") or "flash.img", bs)
+    fs = vfs.VfsLfs2(bdev, readsize=64, progsize=64, lookahead=32)  # type: ignore[abstract,arg-type]
+    vfs.mount(fs, "/flash")
     os.chdir("/flash")
     sys.path.clear()
     sys.path.append("/flash")
