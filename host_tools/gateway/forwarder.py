@@ -73,7 +73,10 @@ class Forwarder:
                     username=self.target.username, password=self.target.password,
                     identifier=self.client_id, tls_context=self.tls, keepalive=30,
                     timeout=10, max_inflight_messages=WINDOW, clean_session=True,
+                    logger=logging.getLogger("hydrolink.mqtt"),
                 ) as client:
+                    # many publishes await their PUBACK at once, by design
+                    client.pending_calls_threshold = WINDOW * 2
                     self.stats.mqtt_connected = True
                     self.stats.mqtt_error = ""
                     log.info("mqtt connected", extra={"fields": {

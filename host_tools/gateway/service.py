@@ -362,7 +362,7 @@ def setup_logging(level: str, fmt: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
-    logging.getLogger("mqtt").setLevel(logging.WARNING)
+    logging.getLogger("hydrolink.mqtt").setLevel(logging.WARNING)  # paho: problems only
 
 
 # ---------------------------------------------------------------- running

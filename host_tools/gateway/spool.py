@@ -32,7 +32,7 @@ from protocol.codec import REPLAY_WINDOW
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS frames (
-    id        INTEGER PRIMARY KEY,  -- spool order = forwarding order
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,  -- spool order; never reused
     station   INTEGER NOT NULL,
     seq       INTEGER NOT NULL,
     type      INTEGER NOT NULL,

@@ -73,6 +73,9 @@ class Mosquitto:
             f"persistence_location {self.dir}/\nmax_queued_messages 0\n"
             "max_inflight_messages 0\nautosave_interval 1\n"
             f"log_dest file {self.dir}/mosquitto.log\n"
+            # as root, mosquitto would switch to the 'mosquitto' user, which cannot
+            # write its persistence file into the test's private directory
+            + ("user root\n" if os.geteuid() == 0 else "")
         )
         self.conf = conf
 
@@ -146,11 +149,17 @@ class Subscriber:
             while not pred(self.messages):
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise AssertionError(f"timed out waiting for {what}")
+                    raise AssertionError(f"timed out waiting for {what} ({len(self.messages)} messages)")
                 self.cond.wait(left)
 
     def stop(self) -> None:
         self._stop.set()
+
+
+def _line_buffered() -> list[str]:
+    """mosquitto_sub writes through stdio: without this, the last lines wait in its buffer."""
+    exe = shutil.which("stdbuf")
+    return [exe, "-oL"] if exe else []
 
 
 class MosquittoSub:
@@ -159,7 +168,7 @@ class MosquittoSub:
     def __init__(self, port: int, topic: str = "hydrolink/v1/#") -> None:
         exe = shutil.which("mosquitto_sub") or "/usr/bin/mosquitto_sub"
         self.proc = subprocess.Popen(
-            [exe, "-h", "127.0.0.1", "-p", str(port), "-t", topic, "-q", "1", "-v", "-c",
+            [*_line_buffered(), exe, "-h", "127.0.0.1", "-p", str(port), "-t", topic, "-q", "1", "-v", "-c",
              "-i", f"test-msub-{port}", "-k", "5"],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         )
@@ -184,7 +193,8 @@ class MosquittoSub:
             while not pred(self.messages):
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise AssertionError(f"timed out waiting for {what} (mosquitto_sub)")
+                    raise AssertionError(f"timed out waiting for {what} (mosquitto_sub: "
+                                         f"{len(self.messages)} messages)")
                 self.cond.wait(left)
 
     def stop(self) -> None:
@@ -221,6 +231,7 @@ class GatewayProc:
 
     def start(self) -> GatewayProc:
         self.runs += 1
+        after = len(self.log)
         self.proc = subprocess.Popen(
             [PY, "-m", "host_tools.cli", "gateway", *self.args], cwd=ROOT,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -228,15 +239,17 @@ class GatewayProc:
         reader = threading.Thread(target=self._read, args=(self.proc,), daemon=True)
         reader.start()
         self.readers.append(reader)
-        line = self.wait_log("gateway running", 20)
+        line = self.wait_log("gateway running", 20, after=after)
         m = re.search(r"listen=\S+:(\d+)", line)
         self.port = int(m.group(1)) if m else 0
         return self
 
     def _read(self, proc: subprocess.Popen[bytes]) -> None:
         assert proc.stderr is not None
-        with proc.stderr:
+        with proc.stderr, open(self.tmp / "gateway.log", "ab") as keep:
             for raw in proc.stderr:
+                keep.write(raw)
+                keep.flush()
                 with self.log_cond:
                     self.log.append(raw.decode(errors="replace").rstrip("\n"))
                     self.log_cond.notify_all()
