@@ -17,14 +17,25 @@
 #
 # The report encoder is the board's hot path: it writes into the caller's
 # preallocated buffer (pass a memoryview over a bytearray) and allocates
-# only one memoryview slice and what hashlib needs for the HMAC
-# (2 hash objects + 2 digests: 448 B on the unix VM, see bench/codec_board.py).
+# only one memoryview slice (and, on a 32-bit board, the CRC when it is
+# >= 2**30: binascii.crc32 returns a big int then). The HMAC is sha256.py's
+# viper code, which allocates nothing per tag; where that module cannot run
+# (no native emitter, .mpy for another arch, self-test fails) the tag falls
+# back on hashlib: 2 hash objects + 2 digests, 448 B on the unix VM.
 from micropython import const
 import binascii
 import hashlib
 import struct
 from cbor import FrameError, Malformed, Oversize, head, put, put_int
 from cbor import decode as cbor_decode
+
+try:
+    from sha256 import Hmac as _Hmac
+    from sha256 import selftest as _selftest
+
+    _FAST = _selftest()
+except (ImportError, SyntaxError, ValueError, NotImplementedError):
+    _FAST = False
 
 VERSION = const(1)
 DATA = const(1)
@@ -76,9 +87,15 @@ class Replay(FrameError):
 
 
 class Key:
-    # hashlib here has no copy(), so the pad blocks (not hash states) are
-    # what can be precomputed; the tag lands in one reused 8-byte buffer
+    # sha256.Hmac keeps the ipad/opad hash states; the hashlib fallback (no
+    # copy()) can only keep the pad blocks. The tag lands in one reused
+    # 8-byte buffer
     def __init__(self, key):
+        self.tag = bytearray(TAG_LEN)
+        self._h = None
+        if _FAST:
+            self._h = _Hmac(key)
+            return
         if len(key) > 64:
             key = hashlib.sha256(key).digest()
         ip = bytearray(64)
@@ -89,16 +106,18 @@ class Key:
             op[i] = k ^ 0x5C
         self._ip = ip
         self._op = op
-        self.tag = bytearray(TAG_LEN)
 
     def sign(self, data):
+        t = self.tag
+        if self._h is not None:
+            self._h.tag_into(data, t)
+            return t
         h = hashlib.sha256(self._ip)
         h.update(data)
         d = h.digest()
         h = hashlib.sha256(self._op)
         h.update(d)
         d = h.digest()
-        t = self.tag
         for i in range(TAG_LEN):
             t[i] = d[i]
         return t

@@ -16,6 +16,9 @@ from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 FIRMWARE = ROOT / "firmware"
+# The unix port's native emitter: @micropython.native/viper code (firmware/sha256.py)
+# compiles only for a given CPU, and a .mpy for another one does not import.
+VM_ARCH = "x64"
 
 
 class VMResult(NamedTuple):
@@ -46,7 +49,8 @@ def mpy_cross() -> Path:
 
 
 def build_mpy(dest_dir: Path, src_dir: Path = FIRMWARE) -> list[Path]:
-    """Compile every ``.py`` under ``src_dir`` to ``.mpy`` in ``dest_dir`` (same layout).
+    """Compile every ``.py`` under ``src_dir`` to ``.mpy`` in ``dest_dir`` (same layout),
+    native code for the VM's CPU (``-march=x64``).
 
     Raises ``RuntimeError`` with the compiler's message if a module does not compile.
     """
@@ -56,7 +60,8 @@ def build_mpy(dest_dir: Path, src_dir: Path = FIRMWARE) -> list[Path]:
         dest = dest_dir / rel.with_suffix(".mpy")
         dest.parent.mkdir(parents=True, exist_ok=True)
         proc = subprocess.run(
-            [str(mpy_cross()), "-o", str(dest), "-s", str(rel), str(src)],
+            [str(mpy_cross()), f"-march={VM_ARCH}", "-o", str(dest), "-s", str(rel),
+             str(src)],
             capture_output=True, text=True, check=False,
         )
         if proc.returncode != 0:
