@@ -25,7 +25,7 @@ from .spool import SpoolWriter
 log = logging.getLogger("hydrolink.gateway")
 
 BATCH = 1000        # rows read from the spool at a time
-WINDOW = 2000       # publishes awaiting their PUBACK
+WINDOW = 256        # publishes awaiting their PUBACK (aiomqtt and paho scan them: O(n))
 PUBACK_TIMEOUT = 30.0
 STATE_EVERY = 5.0   # seconds between retained state updates of a station
 
