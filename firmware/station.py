@@ -19,25 +19,19 @@ from sched import Sched
 from store import Store
 from uplink import Uplink
 
-CONFIG = "config.json"
 _WDT_MS = const(600000)  # watchdog: 10 min without a healthy sample cycle
 _ELEM_IV_BATT = (sampler.BATTERY, sampler.LOGGER_TEMP)
 
 
 class Station:
-    def __init__(self, board):
+    # cfg: the validated configuration, key: its HMAC key bytes or None
+    # (main.py loads both before this module is imported)
+    def __init__(self, board, cfg, key):
         self.board = board
         self.boot_ticks = board.ticks_ms()
         self.uptime0 = board.time()
-        config = lazy("config")
-        cfg, errs = config.load(CONFIG)
-        for e in errs:
-            self.log(e)
         self.cfg = cfg
         self.station = cfg["station"]
-        key = config.key_bytes(cfg)
-        config = None
-        unload("config")  # 13 KB of code on the 64-bit VM: only commands need it again
         self.key = frame.Key(key if key else bytes(32))
         self.cause = board.reset_cause()
         self.store = Store(cfg["queue_max_bytes"], getattr(board, "trace", None))

@@ -81,7 +81,7 @@ def test_vectors_on_vm(mpy_dir: Path) -> None:
 
 def test_modules_compile_and_import(mpy_dir: Path) -> None:
     # from .mpy and from source, on a board-sized heap; also what the import costs
-    code = "import gc\ngc.collect()\na = gc.mem_alloc()\nimport cbor, frame\ngc.collect()\n" \
+    code = "import gc\ngc.collect()\na = gc.mem_alloc()\nimport cbor, frame, frame_full\ngc.collect()\n" \
            "print(gc.mem_alloc() - a)"
     for d in (mpy_dir, None):
         res = mpvm.run(code=code, mpy_dir=d, heapsize="128K")
@@ -266,7 +266,8 @@ def _canonical(obj: Any) -> Any:
 UNIT_VM = r"""
 import json
 from binascii import hexlify, unhexlify
-import cbor, frame
+import cbor
+import frame_full as frame
 
 def h(b):
     return hexlify(bytes(b)).decode()
@@ -435,7 +436,7 @@ def test_encoder_refuses_invalid_input(unit_results: dict[str, str], name: str) 
 
 REPORT_ALLOC_VM = r"""
 import gc
-import frame
+import frame_full as frame
 key = frame.Key(bytes(32))
 T = 77450403
 S = T - T % 300 - 3300
@@ -469,7 +470,7 @@ def test_report_encoder_allocates_little(mpy_dir: Path) -> None:
 
 
 DEFRAMER_VM = r"""
-import frame
+import frame_full as frame
 from binascii import unhexlify
 d = frame.Deframer()
 most = 0
@@ -589,7 +590,7 @@ BATCH_VM = r"""
 import sys, json
 sys.path.append(TESTS)
 import vm_vectors as vv
-import frame
+import frame_full as frame
 from binascii import hexlify, unhexlify
 with open(PATH) as f:
     items = json.load(f)
@@ -660,7 +661,7 @@ def test_other_frames_agree_with_host(mpy_dir: Path, batch_dir: Path,
 
 
 REPLAY_VM = r"""
-import frame
+import frame_full as frame
 w = frame.ReplayWindow()
 out = []
 for s in SEQS:
@@ -710,7 +711,7 @@ def seq_walk(draw: st.DrawFn) -> list[int]:
 def test_replay_window_agrees_with_host(mpy_dir: Path, walks: list[list[int]]) -> None:
     code = "SEQ_WALKS = " + repr(walks) + "\nfor SEQS in SEQ_WALKS:\n" + "\n".join(
         "    " + line for line in REPLAY_VM.strip().splitlines() if not line.startswith("import"))
-    lines = vm_lines("import frame\n" + code, mpy_dir)
+    lines = vm_lines("import frame_full as frame\n" + code, mpy_dir)
     assert [line.split() for line in lines] == [_host_replay(w) for w in walks]
 
 
@@ -748,7 +749,7 @@ def _chunked(items: list[list[bytes]]) -> Iterator[str]:
 
 
 DEFRAME_PROP_VM = r"""
-import frame
+import frame_full as frame
 from binascii import unhexlify
 for chunks in STREAMS:
     d = frame.Deframer()
@@ -773,7 +774,7 @@ FUZZ_VM = r"""
 import sys, json
 sys.path.append(TESTS)
 import vm_vectors as vv
-import frame
+import frame_full as frame
 from binascii import unhexlify
 with open(PATH) as f:
     items = json.load(f)

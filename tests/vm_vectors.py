@@ -8,7 +8,7 @@ import json
 import sys
 from binascii import hexlify, unhexlify
 
-import frame
+import frame_full as frame
 
 TYPES = {"data": 1, "alarm": 2, "status": 3, "test": 4, "result": 5, "ack": 8, "command": 9}
 NAMES = {v: k for k, v in TYPES.items()}
