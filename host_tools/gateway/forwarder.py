@@ -1,166 +1,395 @@
-"""Publish the spool to MQTT with aiomqtt, QoS 1, in spool order.
+"""Publish the spool to MQTT with aiomqtt, QoS 1, in spool order, from a child process.
 
 A row is marked forwarded only after the broker's PUBACK. While the broker is
 away the spool grows; on reconnect the forwarder starts again from the oldest
 unforwarded row, so a message whose PUBACK was lost is published again
 (QoS 1: at least once, never lost).
+
+Why a separate process: building the JSON payloads and driving MQTT (paho, aiomqtt)
+costs more CPU than receiving, verifying, storing and ACKing the frames. In one
+process both share one core (the GIL); in two, the station side keeps its ACK
+latency while the forwarder uses the other core. The two share nothing but the
+spool file (SQLite WAL: one writer at a time, readers never block) and a pipe for
+control (registry reload, retained state, stop) and status (connected, counts).
+If the gateway dies, the pipe closes and the forwarder exits; if the forwarder
+dies, the gateway starts another.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
+import multiprocessing
+import os
+import signal
 import ssl
+import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from typing import Any
 
 import aiomqtt
 
-from .config import MqttTarget
+from protocol.errors import FrameError
+
+from ..registry import Registry, RegistryError, load_registry
+from .logs import setup_logging
 from .metrics import Stats
-from .spool import SpoolWriter
+from .payload import encode_json, frame_payload, stored_frame, topic_kind
+from .spool import PendingRow, Spool, SpoolError
 
 log = logging.getLogger("hydrolink.gateway")
 
-BATCH = 1000        # rows read from the spool at a time
-WINDOW = 256        # publishes awaiting their PUBACK (aiomqtt and paho scan them: O(n))
+BATCH = 500         # rows read from the spool at a time
+WINDOW = 64         # publishes awaiting their PUBACK (aiomqtt and paho scan them: O(n))
 PUBACK_TIMEOUT = 30.0
-STATE_EVERY = 5.0   # seconds between retained state updates of a station
+MARK_EVERY = 0.05   # seconds between commits of PUBACKed row ids
+IDLE_POLL = 0.02    # seconds between spool polls when nothing is waiting
+STATUS_EVERY = 0.5  # seconds between status messages to the gateway
+
+
+@dataclass(frozen=True)
+class ForwarderOptions:
+    """Everything the child process needs (picklable)."""
+
+    spool: str
+    registry: str
+    host: str
+    port: int
+    tls: bool
+    username: str | None
+    password: str | None
+    ca: str | None
+    cert: str | None
+    key: str | None
+    client_id: str
+    topic_prefix: str
+    raw_hex: bool
+    log_level: str
+    log_format: str
+
+
+# ---------------------------------------------------------------- the child
+
+
+def child_main(conn: Connection, opts: ForwarderOptions) -> None:
+    """Entry point of the forwarder process."""
+    setup_logging(opts.log_level, opts.log_format)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the gateway decides when we stop
+    profile = os.environ.get("HYDROLINK_PROFILE_FORWARDER")  # benchmarks: a cProfile file
+    try:
+        if profile:
+            import cProfile
+
+            cProfile.runctx("asyncio.run(Forwarder(opts, conn).main())", globals(),
+                            {"opts": opts, "conn": conn}, profile)
+        else:
+            asyncio.run(Forwarder(opts, conn).main())
+    except (SpoolError, RegistryError) as e:
+        log.error("forwarder cannot start", extra={"fields": {"error": str(e)}})
 
 
 class Forwarder:
-    def __init__(
-        self,
-        target: MqttTarget,
-        writer: SpoolWriter,
-        stats: Stats,
-        *,
-        client_id: str,
-        topic_prefix: str,
-        state_of: Callable[[int], dict[str, Any]],
-        ca: str | None = None,
-        cert: str | None = None,
-        key: str | None = None,
-    ) -> None:
-        self.target = target
-        self.writer = writer
-        self.stats = stats
-        self.client_id = client_id
-        self.topic_prefix = topic_prefix.rstrip("/")
-        self.state_of = state_of
+    def __init__(self, opts: ForwarderOptions, conn: Connection) -> None:
+        self.opts = opts
+        self.conn = conn
+        self.prefix = opts.topic_prefix.rstrip("/")
         self.tls: ssl.SSLContext | None = None
-        if target.tls:
-            self.tls = ssl.create_default_context(cafile=ca)
-            if cert:
-                self.tls.load_cert_chain(cert, key)
-        self.wake = asyncio.Event()
-        self.dirty: set[int] = set()
-        self.stopping = False
+        if opts.tls:
+            self.tls = ssl.create_default_context(cafile=opts.ca)
+            if opts.cert:
+                self.tls.load_cert_chain(opts.cert, opts.key)
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="forwarder-spool")
+        self.spool: Spool | None = None
+        self.registry: Registry | None = None
+        self.stop = asyncio.Event()
+        self.acked: list[int] = []
+        self.client: aiomqtt.Client | None = None
+        self.connected = False
+        self.error = ""
+        self.forwarded = 0
+        self._background: set[asyncio.Task[None]] = set()
 
-    def notify(self, station: int) -> None:
-        """A frame of ``station`` was stored."""
-        self.dirty.add(station)
-        self.wake.set()
+    async def db(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
-    async def run(self) -> None:
+    async def main(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.stop.set)
+        self.spool = await self.db(Spool, self.opts.spool)
+        self.registry = load_registry(self.opts.registry)
+        threading.Thread(target=self._control, args=(loop,), daemon=True).start()
+        tasks = [asyncio.create_task(t) for t in (self._mqtt(), self._marks(), self._status())]
+        await self.stop.wait()
+        # a moment for the PUBACKs of what is already out
+        deadline = time.monotonic() + 2.0
+        while self.client is not None and self.connected and time.monotonic() < deadline:
+            if not self._inflight:
+                break
+            await asyncio.sleep(0.02)
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        await self._flush_marks()
+        await self.db(self.spool.close)
+        self.executor.shutdown()
+
+    # ------------------------------------------------------------ the pipe
+
+    def _control(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Reads the gateway's messages; EOF (the gateway died) stops the forwarder."""
+        while True:
+            try:
+                msg = self.conn.recv()
+            except (EOFError, OSError):
+                loop.call_soon_threadsafe(self.stop.set)
+                return
+            loop.call_soon_threadsafe(self._on_message, msg)
+
+    def _on_message(self, msg: Any) -> None:
+        kind = msg[0]
+        if kind == "stop":
+            self.stop.set()
+        elif kind == "registry":
+            try:
+                self.registry = load_registry(self.opts.registry)
+            except RegistryError as e:
+                log.error("forwarder kept the old registry", extra={"fields": {"error": str(e)}})
+        elif kind == "state" and self.client is not None and self.connected:
+            t = asyncio.get_running_loop().create_task(self._states(self.client, msg[1]))
+            self._background.add(t)
+            t.add_done_callback(self._background.discard)
+
+    def _send(self, msg: Any) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.conn.send(msg)
+
+    async def _status(self) -> None:
+        while True:
+            self._send(("status", {"connected": self.connected, "error": self.error,
+                                   "forwarded": self.forwarded}))
+            await asyncio.sleep(STATUS_EVERY)
+
+    # ------------------------------------------------------------ MQTT
+
+    async def _mqtt(self) -> None:
         backoff = 0.2
-        while not self.stopping:
+        o = self.opts
+        while True:
             try:
                 async with aiomqtt.Client(
-                    self.target.host, self.target.port,
-                    username=self.target.username, password=self.target.password,
-                    identifier=self.client_id, tls_context=self.tls, keepalive=30,
-                    timeout=10, max_inflight_messages=WINDOW, clean_session=True,
+                    o.host, o.port, username=o.username, password=o.password,
+                    identifier=o.client_id, tls_context=self.tls, keepalive=30, timeout=10,
+                    max_inflight_messages=WINDOW, clean_session=True,
                     logger=logging.getLogger("hydrolink.mqtt"),
                 ) as client:
                     # many publishes await their PUBACK at once, by design
                     client.pending_calls_threshold = WINDOW * 2
-                    self.stats.mqtt_connected = True
-                    self.stats.mqtt_error = ""
-                    log.info("mqtt connected", extra={"fields": {
-                        "broker": f"{self.target.host}:{self.target.port}"}})
+                    self.client, self.connected, self.error = client, True, ""
+                    self._send(("status", {"connected": True, "error": "",
+                                           "forwarded": self.forwarded}))
+                    log.info("mqtt connected", extra={"fields": {"broker": f"{o.host}:{o.port}"}})
                     backoff = 0.2
                     await self._session(client)
             except aiomqtt.MqttError as e:
-                if self.stats.mqtt_connected or self.stats.mqtt_error != str(e):
+                if self.connected or self.error != str(e):
                     log.warning("mqtt unavailable", extra={"fields": {
-                        "broker": f"{self.target.host}:{self.target.port}", "error": str(e),
-                        "pending": self.stats.spool_pending}})
-                self.stats.mqtt_error = str(e)
+                        "broker": f"{o.host}:{o.port}", "error": str(e)}})
+                self.error = str(e)
             finally:
-                self.stats.mqtt_connected = False
-            if self.stopping:
-                return
+                self.connected = False
+                self.client = None
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 10.0)
 
     async def _session(self, client: aiomqtt.Client) -> None:
         disconnected: asyncio.Future[Any] | None = getattr(client, "_disconnected", None)
         pump = asyncio.create_task(self._pump(client))
-        state = asyncio.create_task(self._states(client))
-        waits: set[asyncio.Future[Any]] = {pump, state}
+        waits: set[asyncio.Future[Any]] = {pump}
         if disconnected is not None:
             waits.add(disconnected)
         try:
             done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for t in (pump, state):
-                t.cancel()
-            for t in (pump, state):
-                with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                    await t
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                await pump
         for d in done:
             if d is disconnected:
                 raise aiomqtt.MqttError(f"connection lost: {d.exception()}")
             d.result()
 
+    _inflight = 0
+
     async def _pump(self, client: aiomqtt.Client) -> None:
+        assert self.spool is not None
+        await self._flush_marks()  # rows PUBACKed before a reconnect are not sent again
         cursor = 0
         window = asyncio.Semaphore(WINDOW)
         failed: list[BaseException] = []
         tasks: set[asyncio.Task[None]] = set()
 
         async def publish(row_id: int, topic: str, payload: bytes) -> None:
+            self._inflight += 1
             try:
                 await client.publish(topic, payload, qos=1, timeout=PUBACK_TIMEOUT)
             except BaseException as e:  # noqa: BLE001 - handed to the pump
                 failed.append(e)
             else:
-                self.writer.mark_forwarded((row_id,))
-                self.stats.forwarded += 1
+                self.acked.append(row_id)
+                self.forwarded += 1
             finally:
+                self._inflight -= 1
                 window.release()
 
         try:
             while True:
                 if failed:
                     raise failed[0]
-                self.wake.clear()
-                rows = await self.writer.call(self.writer.spool.pending, cursor, BATCH)
+                rows: list[PendingRow] = await self.db(self.spool.pending, cursor, BATCH)
                 if not rows:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self.wake.wait(), 1.0)
+                    await asyncio.sleep(IDLE_POLL)
                     continue
-                for row_id, topic, payload in rows:
+                for row in rows:
+                    message = await self._message(row)
+                    cursor = row.id
+                    if message is None:
+                        self.acked.append(row.id)  # cannot be decoded: logged, skipped
+                        continue
                     await window.acquire()
                     if failed:
                         raise failed[0]
-                    t = asyncio.create_task(publish(row_id, topic, payload))
+                    t = asyncio.create_task(publish(row.id, *message))
                     tasks.add(t)
                     t.add_done_callback(tasks.discard)
-                    cursor = row_id
         finally:
             for t in list(tasks):
                 t.cancel()
 
-    async def _states(self, client: aiomqtt.Client) -> None:
+    async def _message(self, row: PendingRow) -> tuple[str, bytes] | None:
+        try:
+            frame = stored_frame(row.raw)
+        except FrameError as e:  # the spool holds only verified frames: a damaged file?
+            log.error("stored frame does not decode", extra={"fields": {
+                "row": row.id, "station": row.station, "error": str(e)}})
+            return None
+        st = self.registry.get(row.station) if self.registry else None
+        commands = None
+        if frame.type_name == "result" and self.spool is not None:
+            rows = await self.db(self.spool.commands, row.station)
+            commands = {r.id: (r.op, r.args) for r in rows}
+        payload = frame_payload(frame, name=st.name if st else None, received=row.received,
+                                link=row.link, raw_hex=self.opts.raw_hex, commands=commands)
+        return f"{self.prefix}/{row.station}/{topic_kind(row.type)}", encode_json(payload)
+
+    async def _states(self, client: aiomqtt.Client, states: list[dict[str, Any]]) -> None:
         """Retained ``<prefix>/<station>/state``: last seen, link quality, clock offset."""
+        with contextlib.suppress(aiomqtt.MqttError):
+            for state in states:
+                await client.publish(f"{self.prefix}/{state['station']}/state",
+                                     encode_json(state), qos=1, retain=True,
+                                     timeout=PUBACK_TIMEOUT)
+
+    # ------------------------------------------------------------ marks
+
+    async def _marks(self) -> None:
         while True:
-            await asyncio.sleep(STATE_EVERY)
-            dirty, self.dirty = self.dirty, set()
-            for sid in sorted(dirty):
-                payload = json.dumps(self.state_of(sid), separators=(",", ":"))
-                await client.publish(f"{self.topic_prefix}/{sid}/state", payload, qos=1,
-                                     retain=True, timeout=PUBACK_TIMEOUT)
+            await asyncio.sleep(MARK_EVERY)
+            await self._flush_marks()
+
+    async def _flush_marks(self) -> None:
+        if not self.acked or self.spool is None:
+            return
+        ids, self.acked = self.acked, []
+        try:
+            await self.db(self.spool.mark_forwarded, ids)
+        except SpoolError as e:
+            self.acked[:0] = ids  # try again; until then they may be published twice
+            log.warning("cannot mark forwarded rows", extra={"fields": {"error": str(e)}})
+
+
+# ---------------------------------------------------------------- the parent's handle
+
+
+class ForwarderProcess:
+    """Starts the forwarder process, restarts it if it dies, relays its status."""
+
+    def __init__(self, opts: ForwarderOptions, stats: Stats) -> None:
+        self.opts = opts
+        self.stats = stats
+        self.proc: Any = None
+        self.conn: Connection | None = None
+        self.stopping = False
+        self.base_forwarded = stats.forwarded  # restored from the last run
+        self.run_forwarded = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        ctx = multiprocessing.get_context("spawn")
+        parent, child = ctx.Pipe()
+        self.proc = ctx.Process(target=child_main, args=(child, self.opts),
+                                name="hydrolink-forwarder", daemon=True)
+        self.proc.start()
+        child.close()
+        self.conn = parent
+        self.base_forwarded += self.run_forwarded
+        self.run_forwarded = 0
+        threading.Thread(target=self._reader, args=(parent,), daemon=True).start()
+
+    def _reader(self, conn: Connection) -> None:
+        while True:
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):
+                return
+            if self._loop is not None and not self._loop.is_closed():
+                with contextlib.suppress(RuntimeError):
+                    self._loop.call_soon_threadsafe(self._apply, msg)
+
+    def _apply(self, msg: Any) -> None:
+        if msg[0] == "status":
+            s = msg[1]
+            self.stats.mqtt_connected = bool(s["connected"])
+            self.stats.mqtt_error = str(s["error"])
+            self.run_forwarded = int(s["forwarded"])
+            self.stats.forwarded = self.base_forwarded + self.run_forwarded
+
+    def send(self, msg: Any) -> None:
+        if self.conn is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self.conn.send(msg)
+
+    async def supervise(self) -> None:
+        """Start another forwarder if this one dies."""
+        loop = asyncio.get_running_loop()
+        while True:
+            proc = self.proc
+            await loop.run_in_executor(None, proc.join)
+            if self.stopping:
+                return
+            log.error("forwarder exited; starting another", extra={"fields": {
+                "exitcode": proc.exitcode}})
+            self.stats.mqtt_connected = False
+            await asyncio.sleep(1.0)
+            if self.stopping:
+                return
+            self.start()
+
+    async def stop(self) -> None:
+        self.stopping = True
+        self.send(("stop",))
+        loop = asyncio.get_running_loop()
+        if self.proc is not None:
+            await loop.run_in_executor(None, self.proc.join, 10)
+            if self.proc.is_alive():
+                self.proc.terminate()
+                await loop.run_in_executor(None, self.proc.join, 5)
+        if self.conn is not None:
+            self.conn.close()

@@ -12,8 +12,9 @@ from typing import Any, NoReturn
 from ..registry import RegistryError, load_registry
 from .commands import OP_WORDS, CommandError, build_command, op_name
 from .config import DEFAULT_SPOOL, ConfigError, load_toml, parse_gateway_args
+from .logs import setup_logging
 from .payload import iso
-from .service import GatewayError, serve, setup_logging
+from .service import GatewayError, serve
 from .spool import Spool, SpoolError
 
 

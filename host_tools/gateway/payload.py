@@ -8,10 +8,21 @@ command each ``result`` answers, and on request the ``raw`` frame in hex.
 
 from __future__ import annotations
 
+import json
 import time as _time
 from typing import Any
 
-from protocol.codec import ALARM, RESULT, STATUS, Frame
+from protocol.codec import (
+    ALARM,
+    CRC_SIZE,
+    HEADER_SIZE,
+    RESULT,
+    STATUS,
+    TAG_SIZE,
+    Frame,
+    check_raw,
+    decode_body,
+)
 
 from ..jsonview import frame_to_si
 from .commands import op_name
@@ -61,3 +72,22 @@ def topic_kind(frame_type: int) -> str:
     if frame_type == RESULT:
         return "events"
     return "obs"
+
+
+def stored_frame(raw: bytes) -> Frame:
+    """Decode a frame from the spool. Its tag was verified before it was stored, so no key
+    is needed here (the registry may have changed the key since). Raises ``FrameError``."""
+    ftype, station, seq, time = check_raw(raw)
+    body = decode_body(ftype, raw[HEADER_SIZE : -(TAG_SIZE + CRC_SIZE)], time)
+    return Frame(ftype, station, seq, time, body, raw)
+
+
+def _bytes_hex(obj: object) -> str:
+    # CBOR byte strings may appear in command results; JSON has none.
+    if isinstance(obj, bytes):
+        return obj.hex()
+    raise TypeError(f"{type(obj).__name__} is not JSON")
+
+
+def encode_json(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), default=_bytes_hex).encode()

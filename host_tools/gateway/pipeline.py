@@ -8,7 +8,6 @@ builds the ACK frame. The I/O shell in :mod:`host_tools.gateway.service` calls t
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -33,7 +32,6 @@ from protocol.errors import BadCrc, FrameError, Malformed
 from ..registry import Registry
 from .commands import CommandBook
 from .metrics import Stats
-from .payload import frame_payload, topic_kind
 from .spool import Record
 
 log = logging.getLogger("hydrolink.gateway")
@@ -64,13 +62,6 @@ class Rejected:
 Verdict = New | Duplicate | Rejected
 
 
-def _bytes_hex(obj: object) -> str:
-    # CBOR byte strings may appear in command results; JSON has none.
-    if isinstance(obj, bytes):
-        return obj.hex()
-    raise TypeError(f"{type(obj).__name__} is not JSON")
-
-
 class Pipeline:
     """Verification, dedupe and ACKs for all inputs of one gateway."""
 
@@ -81,8 +72,6 @@ class Pipeline:
         commands: CommandBook,
         *,
         window: ReplayWindow | None = None,
-        topic_prefix: str = "hydrolink/v1",
-        raw_hex: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.registry = registry
@@ -90,16 +79,11 @@ class Pipeline:
         self.stats = stats
         self.commands = commands
         self.window = window or ReplayWindow()
-        self.topic_prefix = topic_prefix.rstrip("/")
-        self.raw_hex = raw_hex
         self.clock = clock
 
     def set_registry(self, registry: Registry) -> None:
         self.registry = registry
         self.keys = registry.keys
-
-    def topic(self, station: int, kind: str) -> str:
-        return f"{self.topic_prefix}/{station}/{kind}"
 
     def check(self, raw: bytes, link: str, link_station: int | None = None) -> Verdict:
         """Classify one raw frame. ``link_station``: the station last seen on this link."""
@@ -124,17 +108,8 @@ class Pipeline:
             return self._reject(e.reason, str(e), link, station)
         if not fresh:
             return Duplicate(frame)
-        now = self.clock()
-        name = None
-        st = self.registry.get(station)
-        if st is not None:
-            name = st.name
-        commands = self.commands.known.get(station) if ftype == RESULT else None
-        view = frame_payload(frame, name=name, received=now, link=link, raw_hex=self.raw_hex,
-                             commands=commands)
-        payload = json.dumps(view, separators=(",", ":"), default=_bytes_hex).encode()
-        record = Record(station, seq, ftype, frame.time, now, link, frame.raw,
-                        self.topic(station, topic_kind(ftype)), payload)
+        # The MQTT payload is built by the forwarder process from the stored raw frame.
+        record = Record(station, seq, ftype, frame.time, self.clock(), link, frame.raw)
         return New(frame, record)
 
     def _reject(self, reason: str, message: str, link: str, station: int | None,

@@ -13,7 +13,6 @@ import contextlib
 import json
 import logging
 import signal
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -24,7 +23,7 @@ from protocol.errors import FrameError
 from ..registry import Registry, RegistryError, load_registry
 from .commands import CommandBook
 from .config import Config, default_client_id
-from .forwarder import Forwarder
+from .forwarder import ForwarderOptions, ForwarderProcess
 from .inputs import Link, SerialLink, TcpServer
 from .metrics import Stats, StatsCollector
 from .pipeline import Duplicate, New, Pipeline, Rejected
@@ -35,6 +34,7 @@ log = logging.getLogger("hydrolink.gateway")
 STATS_EVERY = 5.0      # seconds between status snapshots into the spool
 COMMANDS_EVERY = 1.0   # seconds between checks for newly queued commands
 PRUNE_EVERY = 600.0
+DRAIN_ON_STOP = 3.0    # seconds SIGTERM waits for the forwarder to empty the spool
 
 
 def _hex(obj: object) -> str:
@@ -62,11 +62,11 @@ class Gateway:
         except SpoolError as e:
             raise GatewayError(str(e)) from None
         self.window = ReplayWindow()
-        self.pipeline = Pipeline(self.registry, self.stats, self.commands, window=self.window,
-                                 topic_prefix=cfg.topic_prefix, raw_hex=cfg.raw_hex)
+        self.pipeline = Pipeline(self.registry, self.stats, self.commands, window=self.window)
         self.pending: dict[tuple[int, int], asyncio.Future[None]] = {}
         self.writer: SpoolWriter | None = None
-        self.forwarder: Forwarder | None = None
+        self.forwarder: ForwarderProcess | None = None
+        self.dirty: set[int] = set()  # stations whose retained state changed
         self.tcp: TcpServer | None = None
         self.serials: list[SerialLink] = []
         self.tasks: list[asyncio.Task[Any]] = []
@@ -119,8 +119,8 @@ class Gateway:
     def _stored(self, fut: asyncio.Future[None], link: Link, frame: Frame, t0: float,
                 received: float) -> None:
         self.pending.pop((frame.station, frame.seq), None)
-        if self._after_commit(fut, link, frame, t0, True, received) and self.forwarder:
-            self.forwarder.notify(frame.station)
+        if self._after_commit(fut, link, frame, t0, True, received):
+            self.dirty.add(frame.station)
 
     def _after_commit(self, fut: asyncio.Future[None], link: Link, frame: Frame, t0: float,
                       first: bool, received: float = 0.0) -> bool:
@@ -178,12 +178,16 @@ class Gateway:
             "path": cfg.spool, "stations": len(highest), "window_rows": len(seen)}})
         target = cfg.mqtt_target()
         if target is not None:
-            self.forwarder = Forwarder(
-                target, self.writer, self.stats, client_id=cfg.mqtt_client_id or
-                default_client_id(), topic_prefix=cfg.topic_prefix, state_of=self.state_of,
-                ca=cfg.mqtt_ca, cert=cfg.mqtt_cert, key=cfg.mqtt_key,
-            )
-            self.tasks.append(asyncio.create_task(self.forwarder.run(), name="forwarder"))
+            self.forwarder = ForwarderProcess(ForwarderOptions(
+                spool=str(cfg.spool), registry=str(self.registry.path), host=target.host,
+                port=target.port, tls=target.tls, username=target.username,
+                password=target.password, ca=cfg.mqtt_ca, cert=cfg.mqtt_cert, key=cfg.mqtt_key,
+                client_id=cfg.mqtt_client_id or default_client_id(),
+                topic_prefix=cfg.topic_prefix, raw_hex=cfg.raw_hex, log_level=cfg.log_level,
+                log_format=cfg.log_format,
+            ), self.stats)
+            self.forwarder.start()
+            self.tasks.append(asyncio.create_task(self.forwarder.supervise(), name="forwarder"))
         addr = cfg.listen_address()
         if addr is not None:
             self.tcp = TcpServer(addr[0], addr[1], self.feed, idle_timeout=cfg.idle_timeout,
@@ -230,6 +234,8 @@ class Gateway:
             return
         self.registry = reg
         self.pipeline.set_registry(reg)
+        if self.forwarder is not None:
+            self.forwarder.send(("registry",))
         log.info("registry reloaded", extra={"fields": {"stations": len(reg.stations)}})
 
     async def _reload_commands(self) -> None:
@@ -251,6 +257,9 @@ class Gateway:
                 now = time.monotonic()
                 if now - last_stats >= STATS_EVERY:
                     last_stats = now
+                    if self.forwarder is not None and self.dirty:
+                        dirty, self.dirty = self.dirty, set()
+                        self.forwarder.send(("state", [self.state_of(s) for s in sorted(dirty)]))
                     self.stats.spool_pending = await self.writer.call(self.spool.pending_count)
                     await self.save_stats()
                 if now - last_prune >= PRUNE_EVERY:
@@ -310,11 +319,14 @@ class Gateway:
             await asyncio.get_running_loop().run_in_executor(None, link.join)
         if self.writer is not None:
             await self.writer.flush()
-        if self.forwarder is not None:
-            self.forwarder.stopping = True
-            # a moment for PUBACKs of what is already published
-            await asyncio.sleep(0.2)
-            await self.writer.flush() if self.writer else None
+        if self.forwarder is not None and self.writer is not None:
+            # Drain to the broker for a moment if it is there (what is left stays spooled).
+            deadline = time.monotonic() + DRAIN_ON_STOP
+            while self.stats.mqtt_connected and time.monotonic() < deadline:
+                if not await self.writer.call(self.spool.pending_count):
+                    break
+                await asyncio.sleep(0.05)
+            await self.forwarder.stop()
         for t in self.tasks:
             if t.get_name() != "spool":
                 t.cancel()
@@ -329,40 +341,6 @@ class Gateway:
             self._metrics_server.shutdown()
         self.stopped.set()
         log.info("gateway stopped", extra={"fields": {"acks": self.stats.acks}})
-
-
-# ---------------------------------------------------------------- logging
-
-
-class _Formatter(logging.Formatter):
-    def __init__(self, as_json: bool) -> None:
-        super().__init__()
-        self.as_json = as_json
-
-    def format(self, record: logging.LogRecord) -> str:
-        fields: dict[str, Any] = getattr(record, "fields", {}) or {}
-        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + (
-            f".{int(record.msecs):03d}Z")
-        if self.as_json:
-            return json.dumps({"ts": ts, "level": record.levelname.lower(),
-                               "event": record.getMessage(), **fields}, default=str)
-        parts = [ts, record.levelname.lower(), record.getMessage()]
-        for k, v in fields.items():
-            if v is None:
-                continue
-            text = str(v)
-            parts.append(f"{k}={json.dumps(text) if (' ' in text or not text) else text}")
-        return " ".join(parts)
-
-
-def setup_logging(level: str, fmt: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Formatter(fmt == "json"))
-    root = logging.getLogger("hydrolink")
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    root.propagate = False
-    logging.getLogger("hydrolink.mqtt").setLevel(logging.WARNING)  # paho: problems only
 
 
 # ---------------------------------------------------------------- running

@@ -40,8 +40,6 @@ CREATE TABLE IF NOT EXISTS frames (
     received  REAL    NOT NULL,     -- gateway clock, Unix seconds
     link      TEXT    NOT NULL,
     raw       BLOB    NOT NULL,     -- the frame as received, without COBS
-    topic     TEXT    NOT NULL,
-    payload   BLOB    NOT NULL,     -- JSON published to the topic
     forwarded REAL,                 -- Unix time of the PUBACK; NULL while pending
     UNIQUE (station, seq)
 );
@@ -89,8 +87,18 @@ class Record:
     received: float
     link: str
     raw: bytes
-    topic: str
-    payload: bytes
+
+
+@dataclass(frozen=True)
+class PendingRow:
+    """A stored frame waiting for the broker."""
+
+    id: int
+    station: int
+    type: int
+    received: float
+    link: str
+    raw: bytes
 
 
 @dataclass(frozen=True)
@@ -140,7 +148,7 @@ class Spool:
                 self.db.executescript(SCHEMA)
                 if max_bytes:
                     page = self.db.execute("PRAGMA page_size").fetchone()[0]
-                    self.db.execute(f"PRAGMA max_page_count={max(16, max_bytes // page)}")
+                    self.db.execute(f"PRAGMA max_page_count={max(12, max_bytes // page)}")
         except sqlite3.Error as e:
             raise _translate(e, self.path) from None
         except OSError as e:
@@ -166,9 +174,9 @@ class Spool:
                 if records:
                     db.executemany(
                         "INSERT OR IGNORE INTO frames (station, seq, type, time, received, link,"
-                        " raw, topic, payload) VALUES (?,?,?,?,?,?,?,?,?)",
-                        [(r.station, r.seq, r.type, r.time, r.received, r.link, r.raw, r.topic,
-                          r.payload) for r in records],
+                        " raw) VALUES (?,?,?,?,?,?,?)",
+                        [(r.station, r.seq, r.type, r.time, r.received, r.link, r.raw)
+                         for r in records],
                     )
                     highest: dict[int, int] = {}
                     for r in records:
@@ -223,11 +231,20 @@ class Spool:
         except sqlite3.Error as e:
             raise _translate(e, self.path) from None
 
-    def pending(self, after: int, limit: int) -> list[tuple[int, str, bytes]]:
+    def pending(self, after: int, limit: int) -> list[PendingRow]:
         """Rows not yet forwarded with id > ``after``, in spool order."""
-        return [(int(i), str(t), bytes(p)) for i, t, p in self._all(
-            "SELECT id, topic, payload FROM frames WHERE forwarded IS NULL AND id > ?"
-            " ORDER BY id LIMIT ?", (after, limit))]
+        return [PendingRow(int(i), int(s), int(t), float(r), str(ln), bytes(raw))
+                for i, s, t, r, ln, raw in self._all(
+                    "SELECT id, station, type, received, link, raw FROM frames"
+                    " WHERE forwarded IS NULL AND id > ? ORDER BY id LIMIT ?", (after, limit))]
+
+    def mark_forwarded(self, ids: Sequence[int]) -> None:
+        """The broker has these rows (PUBACK). If the spool is too full even for that,
+        delete them instead: they are at the center."""
+        try:
+            self.commit((), ids)
+        except SpoolFull:
+            self.delete(ids)
 
     def pending_count(self) -> int:
         return int(self._all("SELECT count(*) FROM frames WHERE forwarded IS NULL")[0][0])

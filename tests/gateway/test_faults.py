@@ -252,7 +252,7 @@ def test_disk_full_spool_stops_acks_and_says_why(tmp_path: Path, broker: Mosquit
                                                  gateways: list[GatewayProc]) -> None:
     sub = Subscriber(broker.port, name="full").start()
     broker.stop()  # the broker is away, so nothing can leave the spool
-    gw = GatewayProc(tmp_path, registry, broker.url, extra=["--spool-max-mb", "0.25"])
+    gw = GatewayProc(tmp_path, registry, broker.url, extra=["--spool-max-mb", "0.06"])
     gateways.append(gw)
     gw.start()
     stations = [SimStation(1001 + i) for i in range(5)]
