@@ -12,6 +12,7 @@ carry a ``unit`` field instead because all their numbers share it.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -83,8 +84,12 @@ class ViewError(ValueError):
 # ---------------------------------------------------------------- times
 
 
+@functools.lru_cache(maxsize=8192)
 def iso(t: int) -> str:
-    """Hydrolink seconds to ISO 8601 UTC, e.g. ``2026-06-15T10:00:03Z``."""
+    """Hydrolink seconds to ISO 8601 UTC, e.g. ``2026-06-15T10:00:03Z``.
+
+    Cached: the gateway formats the same 5-minute marks for every station.
+    """
     return to_datetime(t).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -120,11 +125,18 @@ def flag_names(flags: int) -> list[str | int]:
     return [FLAG_NAMES.get(1 << b, 1 << b) for b in range(flags.bit_length()) if flags >> b & 1]
 
 
+@functools.lru_cache(maxsize=65536)
+def _to_si(element: int, raw: int) -> float:
+    """``Element.to_si``, cached: readings repeat (dry days, slow rivers), and the gateway
+    converts every reading of every station."""
+    return ELEMENTS[element].to_si(raw)
+
+
 def _series_si(s: Series) -> dict[str, Any]:
     element = ELEMENTS.get(s.element)
     values = []
     for t, v, q in zip(s.times(), s.values, s.quality, strict=True):
-        value = None if v is None else element.to_si(v) if element else v
+        value = None if v is None else _to_si(s.element, v) if element else v
         values.append({"time": iso(t), "value": value, "quality": _name(QUALITY_NAMES, q)})
     return {
         "element": element.name if element else s.element,
