@@ -212,3 +212,65 @@ def test_toml_config_file(tmp_path: Path, broker: Mosquitto, registry: Path,
     assert gw.terminate() == 0
     sub.stop()
     _ = json
+
+
+def test_serial_ports_that_vanish_are_reopened(tmp_path: Path, broker: Mosquitto,
+                                               registry: Path,
+                                               gateways: list[GatewayProc]) -> None:
+    """A network serial server drops the line; a USB port appears only later."""
+    sub = Subscriber(broker.port, name="reopen").start()
+    late = tmp_path / "ttyUSB-late"  # not there when the gateway starts
+    pty = PtyPort()
+
+    async def scenario() -> list[SimStation]:
+        sock = await SocketSerialServer().start()
+        gw = GatewayProc(tmp_path, registry, broker.url, serial=[sock.url, str(late)])
+        gateways.append(gw)
+        await asyncio.to_thread(gw.start)
+        await asyncio.to_thread(gw.wait_log, "serial port unavailable")
+        a, b = SimStation(1001), SimStation(1002)
+        conn, w = await sock.conn(a)
+        for _ in range(5):
+            await conn.send(a.report())
+        await conn.close()
+        w.close()  # the server drops the connection: the gateway must come back
+        await asyncio.to_thread(gw.wait_log, "serial port lost")
+        conn, w = await sock.conn(a)
+        for _ in range(5):
+            await conn.send(a.report())
+        await conn.close()
+        w.close()
+        late.symlink_to(pty.path)  # plugged in
+        pconn = await pty.conn(b)
+        for _ in range(5):
+            await pconn.send(b.report(), retry=0.5)
+        await pconn.close()
+        pty.close_transports()
+        await sock.close()
+        return [a, b]
+
+    stations = run(scenario())
+    sub.wait(lambda m: len(obs_by_key(m)) >= 15, 20, "every frame")
+    assert check_delivery(stations, sub.messages) == 15 * 24
+    assert gateways[0].terminate() == 0
+    sub.stop()
+    pty.close()
+
+
+def test_idle_connections_are_closed(tmp_path: Path, registry: Path,
+                                     gateways: list[GatewayProc]) -> None:
+    gw = GatewayProc(tmp_path, registry, None, extra=["--idle-timeout", "0.5"])
+    gateways.append(gw)
+    gw.start()
+
+    async def scenario() -> float:
+        reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+        t0 = asyncio.get_running_loop().time()
+        assert await asyncio.wait_for(reader.read(), 10) == b""  # closed by the gateway
+        writer.close()
+        return asyncio.get_running_loop().time() - t0
+
+    took = run(scenario())
+    assert 0.4 < took < 5
+    gw.wait_log("reason=idle")
+    assert gw.terminate() == 0
