@@ -1,8 +1,8 @@
 # SHA-256 and HMAC-SHA256 that allocate nothing per call (FIPS 180-4,
 # RFC 2104). The compression runs as @micropython.viper code (machine-word
-# arithmetic) over preallocated buffers; hashlib would
-# allocate a hash object and a digest each time, and has no copy() to keep
-# the HMAC pad states.
+# arithmetic) over preallocated buffers; hashlib would allocate a hash
+# object and a digest each time, and has no copy() to keep the HMAC pad
+# states.
 #
 #   h = Hmac(key)           # key: any length (> 64 bytes: hashed first)
 #   h.tag_into(msg, out)    # out[:k] = HMAC-SHA256(key, msg)[:k], k = min(len(out), 32)
@@ -185,6 +185,8 @@ def digest_into(msg, out, n=-1):
     # out[:k] = SHA-256(msg[:n])[:k], k = min(len(out), 32); n < 0: all of msg
     if n < 0:
         n = len(msg)
+    elif n > len(msg):
+        raise ValueError("n")  # viper reads are not bounds-checked
     _run(_IV, msg, n, 0, out, min(len(out), 32))  # type: ignore[arg-type]
 
 
@@ -214,6 +216,8 @@ class Hmac:
         # n < 0: all of msg
         if n < 0:
             n = len(msg)
+        elif n > len(msg):
+            raise ValueError("n")  # viper reads are not bounds-checked
         _run(self._i, msg, n, 64, _DV, 32)  # type: ignore[arg-type]
         _run(self._o, _DV, 32, 64, out, min(len(out), 32))  # type: ignore[arg-type]
 

@@ -11,7 +11,7 @@ loads it) and from source (the VM's own native emitter). The oracle is CPython's
   truncated to 8 bytes, and over a prefix of a larger buffer (``n``);
 - no heap allocation per call after warm-up (``gc.mem_alloc()`` around 100 calls with
   the collector off), on a 128 KB heap; and ``frame.encode_report`` + ``frame.wrap``
-  allocate <= 256 bytes per frame;
+  allocate <= 256 bytes per frame; an ``n`` past the end of the message raises;
 - ``frame.Key`` falls back on ``hashlib`` (same tags) when ``sha256`` does not import
   (an ``.mpy`` built for the ESP32) or fails its self-test.
 """
@@ -146,6 +146,13 @@ wire = bytearray(frame.MAX_WIRE + 1)
 def enc():
     frame.wrap(buf, frame.encode_report(buf, 1, 1001, 42, T, fk, series), wire)
 print("frame", per_call(enc) - base)
+for name, fn in (("bounds_tag", lambda: key.tag_into(b"abc", out8, 4)),
+                 ("bounds_sha", lambda: sha256.digest_into(b"", out8, 1))):
+    try:
+        fn()
+        print(name, 1)  # read past the message
+    except ValueError:
+        print(name, 0)
 """
 
 
@@ -222,6 +229,7 @@ def test_no_allocation_per_call(mode: str, mpy_dir: Path) -> None:
     for line in run_vm(ALLOC_VM, mode, mpy_dir):
         name, n = line.split()
         got[name] = float(n)
+    assert (got.pop("bounds_tag"), got.pop("bounds_sha")) == (0, 0)  # n > len(msg) raises
     frame_bytes = got.pop("frame")
     sign = got.pop("sign")
     assert got == dict.fromkeys(got, 0.0), got
