@@ -471,9 +471,11 @@ class SocketSerialServer:
         self.server: asyncio.Server | None = None
         self.connected: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
             asyncio.Queue())
+        self.writers: list[asyncio.StreamWriter] = []
 
     async def start(self) -> SocketSerialServer:
         async def on_conn(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            self.writers.append(w)
             await self.connected.put((r, w))
 
         self.server = await asyncio.start_server(on_conn, "127.0.0.1", 0)
@@ -491,6 +493,10 @@ class SocketSerialServer:
     async def close(self) -> None:
         if self.server:
             self.server.close()
+        for w in self.writers:
+            w.close()
+            with contextlib.suppress(Exception):
+                await w.wait_closed()
 
 
 async def resilient_station(st: SimStation, port: Callable[[], int], frames: int, *,

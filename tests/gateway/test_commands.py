@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -45,11 +46,13 @@ def test_command_queued_delivered_answered_and_published(
     async def scenario() -> list[c.Command]:
         conn, w = await tcp_conn(st, gw.port)
         # the gateway picks queued commands up within a second: report until they come
-        for _ in range(60):
+        # (a station learns of commands only from ACKs, so it polls like this too)
+        for _ in range(100):
             ack = await conn.send(st.report())
             assert isinstance(ack.body, c.Ack)
             if len(ack.body.commands) == 2:
                 break
+            await asyncio.sleep(0.1)
         commands = list(ack.body.commands)
         # the station runs them and answers; its next ACK carries no commands
         await conn.send(st.result([c.Result(commands[0].id, 0),
