@@ -1,15 +1,18 @@
-# hydrolink station services that run rarely: the status report, the test
-# report and the commands of SPEC §7. Imported on demand and dropped after
-# (station.lazy/unload): their code would otherwise sit in the heap all day.
+# hydrolink daily status report (SPEC §8). Imported on demand and dropped
+# after (station.lazy/unload): its code would otherwise sit in the heap all
+# day. The commands are commands.py, for the same reason: the status report
+# is the busiest moment of an ordinary day (the peak heap figure), and the
+# command code (2 KB) has no business being loaded then.
+from micropython import const
 import gc
+import micropython
+import struct
 
 import frame
-import power
-import sampler
-import sensors
 
 VERSION = "0.3.0"
-CONFIG = "config.json"
+_REC = const(16)  # store.py's record size and records per segment (its layout)
+_PER = const(256)
 
 
 def status(app):
@@ -24,7 +27,7 @@ def status(app):
     s = {1: b.battery_mv(), 2: b.temperature(), 3: VERSION,
          4: b.time() - app.uptime0, 5: app.cause, 6: st.depth(), 8: free,
          9: b.free_flash(), 10: st.clk, 11: c, 12: app.flags()}
-    o = st.oldest_time()
+    o = oldest_time(st)
     if o is not None:
         s[7] = o
     return s
@@ -35,6 +38,7 @@ def send_status(app):
     app.peak()
     app.log("heap: alloc=%d peak=%d free=%d day=%d" % (
         gc.mem_alloc(), app.heap_peak, s[8], app.board.time() // 86400))
+    micropython.qstr_info()  # pool growth would show here (station.main)
     if not app.pw.may_send():
         return
 
@@ -44,64 +48,31 @@ def send_status(app):
     app.uplink.send_event(frame.STATUS, enc)
 
 
-def send_test(app):
-    # test report: the current values, each a single value at the header time
-    b = app.board
-    t = b.time()
-    series = []  # type: list
-    if app.level is not None:
-        try:
-            series.append((sampler.LEVEL, 1, t, [app.level.read_mm()], None))
-        except sensors.SensorError:
-            series.append((sampler.LEVEL, 1, t, [None], [4]))
-    series.append((sampler.BATTERY, 1, t, [b.battery_mv()], None))
-    series.append((sampler.LOGGER_TEMP, 1, t, [b.temperature()], None))
-    flags = app.flags()
-
-    def enc(buf, seq):
-        return frame.encode_report(buf, frame.TEST, app.station, seq, t, app.key,
-                                   series, 0, None, flags)
-
-    app.uplink.send_event(frame.TEST, enc)
+# ---- queue queries (store.py's records) --------------------------------------
 
 
-def command(app, cid, op, args):
-    # -> result [id, code(, detail)]; the uplink keeps ids and results
-    if app.pw.state == power.CRITICAL and op != 2 and op != 6:
-        return [cid, 4, "low power"]
-    if op == 1:
-        gc.collect()
-        import config
-        new, why = config.apply_changes(app.cfg, args)
-        if new is None:
-            return [cid, 2, why]
-        try:
-            config.save(CONFIG, new)
-        except OSError as e:
-            return [cid, 3, "save: %s" % e]
-        app.apply(new)
-        return [cid, 0]
-    if op == 2:
-        import config
-        names = args if args is not None else []
-        if type(names) is not list:
-            return [cid, 2, "args: must be a list of keys"]
-        d, why = config.get(app.cfg, names)
-        if d is None:
-            return [cid, 2, why]
-        return [cid, 0, d]
-    if op == 3:
-        if type(args) is not list or len(args) != 2 or type(args[0]) is not int \
-                or type(args[1]) is not int or args[0] > args[1]:
-            return [cid, 2, "args: [from, to] hydrolink times"]
-        return [cid, 0, app.store.resend(args[0], args[1])]
-    if op == 4:
-        send_test(app)
-        return [cid, 0]
-    if op == 5:
-        app.reboot_pending = True
-        return [cid, 0]
-    if op == 6:
-        send_status(app)
-        return [cid, 0]
-    return [cid, 1]
+def _rec_ok(st, f):
+    # next record of an open segment into st._tmp: complete, CRC good
+    b = st._tmp
+    return f.readinto(b) == _REC and st._crc_ok(b)
+
+
+def oldest_time(st):
+    # time of the oldest unacknowledged reading, or None
+    h = st.top if st.top < st.tail else None
+    for x in st.un:
+        if h is None or x[0] < h:
+            h = x[0]
+    for e in st.fl:
+        if e[2] > e[1] and (h is None or e[1] < h):
+            h = e[1]
+    if h is None or h < st.first * _PER:
+        return None
+    try:
+        with open("%s/g%d" % (st.root, h // _PER), "rb") as f:
+            f.seek((h % _PER) * _REC)
+            if not _rec_ok(st, f):
+                return None
+    except OSError:
+        return None
+    return struct.unpack_from("<I", st._tmp)[0]

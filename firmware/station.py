@@ -1,13 +1,14 @@
 # hydrolink station app: the asyncio shell around the pure modules.
 # Tasks: sampler (clock-aligned samples and records, alarm rules, power
-# policy), rain (stuck-switch watch after each tip IRQ), reporter (report
-# marks; every interval while in alarm), alarm sender, daily status,
-# watchdog, uplink send and receive, and the idle task that sleeps the
-# board when nothing is due (sched.py). Time: hydrolink seconds from the
+# policy), rain (stuck-switch watch after each tip IRQ), sender (alarms at
+# once; report marks, every interval while in alarm), status (daily status
+# report and the watchdog), uplink send and receive, and the idle task that
+# sleeps the board when nothing is due (sched.py). Time: hydrolink seconds from the
 # board's RTC, ms ticks for durations.
 from micropython import const
 import asyncio
 import gc
+import micropython
 import sys
 
 import alarms
@@ -20,6 +21,7 @@ from store import Store
 from uplink import Uplink
 
 _WDT_MS = const(600000)  # watchdog: 10 min without a healthy sample cycle
+_STUCK_POLL_MS = const(60000)
 _ELEM_IV_BATT = (sampler.BATTERY, sampler.LOGGER_TEMP)
 
 
@@ -28,7 +30,6 @@ class Station:
     # (main.py loads both before this module is imported)
     def __init__(self, board, cfg, key):
         self.board = board
-        self.boot_ticks = board.ticks_ms()
         self.uptime0 = board.time()
         self.cfg = cfg
         self.station = cfg["station"]
@@ -56,13 +57,16 @@ class Station:
         self.reboot_pending = False
         self.heap_peak = 0
         self.alive = board.ticks_ms()
+        self.report_due = False  # a report mark passed (sender_task)
+        self._st_at = None  # time of the next status report
+        # Six tasks, four timers. Each task costs ~500 B of heap while it
+        # waits (task, coroutine and awaited generators: 64-bit VM), so the
+        # rare, event-driven ones share: sender_task sends alarms and reports,
+        # status_task feeds the watchdog and sends the daily status
         self._t_sample = self.sched.timer()
         self._t_rain = self.sched.timer()
-        self._t_report = self.sched.timer()
+        self._t_send = self.sched.timer()
         self._t_status = self.sched.timer()
-        self._t_alarm = self.sched.timer()
-        self._t_wdt = self.sched.timer()
-        self._station_timers = (self._t_sample, self._t_report, self._t_status, self._t_wdt)
         board.rain_pin.irq(handler=self._irq, trigger=2)  # Pin.IRQ_FALLING
         self.holdoff = power.holdoff(self.cause, self.station ^ st.cnt[7] ^ board.rand(0x3FFFFFFF),
                                      cfg["holdoff_s"], brown)
@@ -86,17 +90,15 @@ class Station:
 
     def retime(self):
         # the clock moved: sleeping tasks recompute their marks
-        for t in self._station_timers:
+        self._st_at = None
+        for t in (self._t_sample, self._t_status):
             if t.armed:
                 t.cancel()
 
-    def _ms_to(self, t):
-        b = self.board
-        return (t - b.time()) * 1000 - b.subsec_ms()
-
     async def _sleep_until(self, timer, t):
+        b = self.board
         while True:
-            d = self._ms_to(t)
+            d = (t - b.time()) * 1000 - b.subsec_ms()
             if d <= 0:
                 return
             await timer.sleep_ms(d)
@@ -154,12 +156,10 @@ class Station:
             old = self.pw.state
             if self.pw.update(batt) != old:
                 self.log("power: state %d" % self.pw.state)
-        if raised:
-            self._t_alarm.cancel()
-        elif self.alarms.in_alarm:
-            self._t_report.cancel()  # every interval while in alarm
-        if t % self.pw.report_interval() == 0:
-            self._t_report.cancel()
+        if not raised and (self.alarms.in_alarm or t % self.pw.report_interval() == 0):
+            self.report_due = True  # in alarm: every interval
+        if raised or self.report_due:
+            self._t_send.cancel()
 
     def _alarm_event(self, ev):
         k = ev[0]
@@ -170,7 +170,9 @@ class Station:
         self.alarm_ev.append(ev)
 
     async def rain_task(self):
-        # after a tip, watch for a switch stuck closed (RainGauge.poll)
+        # after a tip, watch for a switch stuck closed (RainGauge.poll): every
+        # second while it might be a tip, every minute once it is stuck (a
+        # bucket jammed for days must not keep the board awake)
         b = self.board
         g = self.gauge
         while True:
@@ -180,25 +182,19 @@ class Station:
                 g.poll(b.ticks_ms(), closed)
                 if not closed:
                     break
-                await self._t_rain.sleep_ms(1000)
+                await self._t_rain.sleep_ms(_STUCK_POLL_MS if g.stuck else 1000)
 
-    async def reporter_task(self):
-        # woken by the sampler at report marks and, in alarm, every record
+    async def sender_task(self):
+        # woken by the sampler: alarm events go first; then a report mark
+        # (in alarm: an alarm frame with the active rules, unless one just
+        # went with the newest readings)
         while True:
-            await self._t_report.sleep_ms(86400000)
-            if self.alarms.in_alarm:
-                self._send_alarm(self.alarms.active())
-            else:
-                self.uplink.report()
-
-    async def alarm_task(self):
-        while True:
-            await self._t_alarm.sleep_ms(86400000)
+            await self._t_send.sleep_ms(86400000)
+            sent = False
             if self.alarm_ev:
                 evs = self.alarm_ev
                 self.alarm_ev = []
-                act = self.alarms.active()
-                for a in act:  # other rules still in alarm ride along
+                for a in self.alarms.active():  # other rules still in alarm ride along
                     found = False
                     for e in evs:
                         if e[0] == a[0]:
@@ -207,6 +203,13 @@ class Station:
                         evs.append(a)
                 self.log("alarm: %d events" % len(evs))
                 self._send_alarm(evs)
+                sent = True
+            if self.report_due:
+                self.report_due = False
+                if not self.alarms.in_alarm:
+                    self.uplink.report()
+                elif not sent:
+                    self._send_alarm(self.alarms.active())
 
     def _send_alarm(self, evs):
         al = []
@@ -229,36 +232,44 @@ class Station:
         up.send_records(frame.ALARM, enc)
 
     async def status_task(self):
+        # the status report after each status_interval mark, and the
+        # watchdog, checked every sample_interval: fed only while the sampler
+        # is alive - it finished a cycle in the last 5 minutes, or it sleeps
+        # in its timer and is not late. A sampler that hangs (a driver that
+        # never returns blocks every task) or died resets the board. ("Cycled
+        # in the last 5 minutes" alone would not do: with hourly records the
+        # sampler sleeps ~56 min between its median windows.)
         b = self.board
+        b.wdt_start(_WDT_MS)
+        ts = self._t_sample
+        diff = sensors.ticks_diff
         while True:
-            iv = self.cfg["status_interval"]
-            t = (b.time() // iv + 1) * iv + 30  # just after the mark's records
-            await self._sleep_until(self._t_status, t)
-            self.send_status()
+            now = b.time()
+            if self._st_at is None:
+                iv = self.cfg["status_interval"]
+                self._st_at = (now // iv + 1) * iv + 30  # just after the mark's records
+            elif now >= self._st_at:
+                self._st_at = None
+                self.send_status()
+                continue
+            si = self.cfg["sample_interval"]
+            t = (now // si + 1) * si
+            if t > self._st_at:
+                t = self._st_at
+            # one sleep, no loop: after retime() everything is recomputed
+            await self._t_status.sleep_ms((t - now) * 1000 - b.subsec_ms())
+            k = b.ticks_ms()
+            if diff(k, self.alive) < _WDT_MS // 2 or (ts.armed and diff(k, ts.due) < _WDT_MS // 2):
+                b.wdt_feed()
 
     def send_status(self):
         lazy("service").send_status(self)
         unload("service")
 
-    def send_test(self):
-        lazy("service").send_test(self)
-        unload("service")
-
-    async def wdt_task(self):
-        # feed only while the sampler is alive: a hung sampler resets the board
-        b = self.board
-        b.wdt_start(_WDT_MS)
-        si = self.cfg["sample_interval"]
-        while True:
-            t = (b.time() // si + 1) * si
-            await self._sleep_until(self._t_wdt, t)
-            if ticks_diff(b.ticks_ms(), self.alive) < _WDT_MS // 2:
-                b.wdt_feed()
-
     # ---- commands (SPEC §7), called by the uplink with a new id ----------------
     def command(self, cid, op, args):
-        r = lazy("service").command(self, cid, op, args)
-        unload("service")
+        r = lazy("commands").command(self, cid, op, args)
+        unload("commands")
         unload("config")
         return r
 
@@ -276,21 +287,19 @@ class Station:
     async def main(self):
         gc.collect()
         self.log("heap boot: alloc=%d free=%d" % (gc.mem_alloc(), gc.mem_free()))
+        # Interned names (qstrs) live in pools that double: the 64-bit VM's
+        # next pool would take 7 KB at once when the count passes 630 (with
+        # the lazy modules loaded, ~610 today). Logged so tests can watch it
+        micropython.qstr_info()
         self.log("boot: station %d cause %d seq %d queue %d holdoff %d s" % (
             self.station, self.cause, self.store.seq, self.store.depth(), self.holdoff))
         asyncio.create_task(self.sampler_task())
         asyncio.create_task(self.rain_task())
-        asyncio.create_task(self.reporter_task())
-        asyncio.create_task(self.alarm_task())
+        asyncio.create_task(self.sender_task())
         asyncio.create_task(self.status_task())
-        asyncio.create_task(self.wdt_task())
         asyncio.create_task(self.uplink.rx())
         asyncio.create_task(self.uplink.run(self.holdoff * 1000))
         await self.sched.idle()
-
-
-def ticks_diff(a, b):
-    return sensors.ticks_diff(a, b)
 
 
 def lazy(name):

@@ -23,6 +23,9 @@
 # frame; below top, "un" lists the unsent ranges and "fl" the in-flight
 # frames [seq, a, b, type]; anything else below top is acknowledged and kept
 # as history (for the resend command) until the byte bound needs its segment.
+# What only the status report and the resend command need (the oldest
+# unsent reading's time, queueing a time range again) is in service.py:
+# its code then costs heap only while they run.
 # The bound counts segments: when a new one would exceed it, the oldest goes,
 # and every unsent reading in it is counted in "drop" for the next report.
 from micropython import const
@@ -216,21 +219,6 @@ class Store:
             pass
         self.first += 1
 
-    def read(self, r):
-        # record r -> (t, value or None, interval, element, quality) or None
-        if r < self.first * _PER or r >= self.tail:
-            return None
-        b = self._tmp
-        try:
-            with open("%s/g%d" % (self.root, r // _PER), "rb") as f:
-                f.seek((r % _PER) * _REC)
-                if f.readinto(b) != _REC or not self._crc_ok(b):
-                    return None
-        except OSError:
-            return None
-        t, v, iv, el, q = struct.unpack_from(_FMT, b)
-        return t, (None if q == MISSING or q == FAULT else v), iv, el, q
-
     def _load_batch(self, a, b):
         # records a..b-1 into the batch arrays; returns how many were read
         n = 0
@@ -262,33 +250,6 @@ class Store:
         for e in self.fl:
             n += e[2] - e[1]
         return n
-
-    def head(self):
-        # record number of the oldest unacknowledged reading, or None
-        h = self.top if self.top < self.tail else None
-        for x in self.un:
-            if h is None or x[0] < h:
-                h = x[0]
-        for e in self.fl:
-            if e[2] > e[1] and (h is None or e[1] < h):
-                h = e[1]
-        return h
-
-    def oldest_time(self):
-        h = self.head()
-        if h is None:
-            return None
-        rec = self.read(h)
-        return rec[0] if rec else None
-
-    def newest_pending(self):
-        return self.tail > self.top
-
-    def backlog(self):
-        return len(self.un) > 0
-
-    def in_flight(self):
-        return len(self.fl)
 
     def is_ours(self, seq):
         # downlink rule (SPEC §6): one of our last 16 numbers, or in flight
@@ -470,10 +431,6 @@ class Store:
         except OSError:
             return 0
 
-    def newest_flight(self):
-        # seq of the in-flight frame to send next: the newest
-        return self.fl[-1][0] if self.fl else None
-
     def ack(self, seqs):
         # ACKed seqs leave the table; -> how many were ours
         n = 0
@@ -493,40 +450,3 @@ class Store:
                 except OSError:
                     pass
         return n
-
-    def resend(self, t0, t1):
-        # queue again the kept readings with times in t0..t1 (command op 3);
-        # -> how many. Readings in flight or unsent are already on their way.
-        n = 0
-        a = -1
-        r = self.first * _PER
-        while r < self.top:
-            rec = self.read(r)
-            inside = rec is not None and t0 <= rec[0] <= t1 and not self._pending(r)
-            if inside and a < 0:
-                a = r
-            elif not inside and a >= 0:
-                self._add_un(a, r)
-                n += r - a
-                a = -1
-            r += 1
-        if a >= 0:
-            self._add_un(a, r)
-            n += r - a
-        if n:
-            self.save()
-        return n
-
-    def _pending(self, r):
-        for x in self.un:
-            if x[0] <= r < x[1]:
-                return True
-        for e in self.fl:
-            if e[1] <= r < e[2]:
-                return True
-        return False
-
-    def close(self):
-        if self._f:
-            self._f.close()
-            self._f = None

@@ -18,6 +18,7 @@ _NONE = const(0)
 _REPORT = const(1)
 _URGENT = const(2)
 _REBOOT_TRIES = const(3)
+_OFF = const(6)  # MAX_WIRE + 1 - MAX_FRAME: room for COBS overhead and the 0x00
 
 
 class Uplink:
@@ -30,12 +31,17 @@ class Uplink:
         self.station = station
         self.timer = sched.timer()
         self.rx_timer = None
-        self.buf = memoryview(bytearray(frame.MAX_FRAME))
-        self.wire = bytearray(frame.MAX_WIRE + 1)
+        # One buffer for building a frame (at 0) and for sending one: the
+        # stored frame is read in at _OFF and COBS-encoded in place to 0 (the
+        # output never overtakes the input: it runs ahead by at most 1 + n/254
+        # bytes). A second 1 KB wire buffer is saved.
+        self.buf = memoryview(bytearray(frame.MAX_WIRE + 1))
+        self._src = self.buf[_OFF:]
         self._rx = bytearray(256)
         self._rxmv = memoryview(self._rx)
         self.deframer = frame.Deframer()
         self._keys = self._key_of
+        self._bf = 0
         self.waiting = 0  # seq awaiting its ACK
         self.report_due = False
         self.urgent = False
@@ -83,13 +89,15 @@ class Uplink:
             pw = self.app.pw
             seq = None
             if pw.may_send():
-                seq = st.newest_flight()
+                seq = st.fl[-1][0] if st.fl else None  # in flight: the newest first
                 if seq is None and self.report_due:
                     self.report_due = False
-                    seq = st.make_records_frame(frame.DATA, True, self._enc_data, self.buf,
+                    self._bf = 0
+                    seq = st.make_records_frame(frame.DATA, True, self._enc, self.buf,
                                                 self.app.cfg["max_frame"])
-                if seq is None and pw.may_backfill() and st.backlog():
-                    seq = st.make_records_frame(frame.DATA, False, self._enc_backfill, self.buf,
+                if seq is None and pw.may_backfill() and st.un:
+                    self._bf = 8
+                    seq = st.make_records_frame(frame.DATA, False, self._enc, self.buf,
                                                 self.app.cfg["max_frame"])
             if seq is None:
                 self.sleeping = 1
@@ -123,14 +131,14 @@ class Uplink:
 
     async def _send(self, seq):
         # one transmission of in-flight frame seq and the wait for its ACK
-        n = self.store.frame(seq, self.buf)
+        n = self.store.frame(seq, self._src)
         if not n:
             self.store.ack((seq,))  # its file is gone: nothing to send
             return True
-        w = frame.wrap(self.buf, n, self.wire)
+        w = frame.wrap(self._src, n, self.buf)
         self.waiting = seq
         try:
-            self.link.write(memoryview(self.wire)[:w])
+            self.link.write(self.buf[:w])
         except OSError:
             self.waiting = 0
             return False
@@ -148,13 +156,10 @@ class Uplink:
         return False
 
     # ---- encoders the store calls with the seq it assigns ------------------
-    def _enc_data(self, buf, seq, series, dropped):
+    def _enc(self, buf, seq, series, dropped):
+        # a data frame; self._bf: the backfill flag (SPEC §5.4) of this one
         return frame.encode_report(buf, frame.DATA, self.station, seq, self.board.time(),
-                                   self.key, series, dropped, None, self.app.flags())
-
-    def _enc_backfill(self, buf, seq, series, dropped):
-        return frame.encode_report(buf, frame.DATA, self.station, seq, self.board.time(),
-                                   self.key, series, dropped, None, self.app.flags() | 8)
+                                   self.key, series, dropped, None, self.app.flags() | self._bf)
 
     # ---- receiving ---------------------------------------------------------
     async def rx(self):

@@ -38,7 +38,7 @@ BLOCK = 4096
 T_FMT = struct.Struct("<QiHhBBH")
 B_FMT = struct.Struct("<iBI")
 EDGE_BUNDLE_MS = 40
-MAX_RX = 1024
+MAX_RX = 256  # link bytes per lockstep reply: the board's link buffer (boards/sim.py)
 
 
 class SimError(Exception):

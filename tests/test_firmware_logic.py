@@ -1,4 +1,4 @@
-"""The board's pure logic (config, sensors, qc, sampler, alarms, power) under test.
+"""The board's pure logic (config, sensors + radar, qc, sampler, alarms, power) under test.
 
 Each module has one plain-assert script in ``tests/vm/`` (``vm_<module>.py``) that ends
 with a line ``N passed, M failed``. Every script runs three ways (STYLE tier 1):
@@ -22,6 +22,7 @@ import pytest
 
 VM_TESTS = Path(__file__).resolve().parent / "vm"
 MODULES = ("config", "sensors", "qc", "sampler", "alarms", "power")
+COMPILED = (*MODULES, "radar")  # radar.py: tested by vm_sensors.py
 SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed$")
 
 
@@ -29,7 +30,7 @@ SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed$")
 def logic_mpy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The logic modules compiled to ``.mpy`` (only these: the scripts need nothing else)."""
     d = tmp_path_factory.mktemp("logic_mpy")
-    for name in MODULES:
+    for name in COMPILED:
         src = mpvm.FIRMWARE / f"{name}.py"
         proc = subprocess.run(
             [str(mpvm.mpy_cross()), "-o", str(d / f"{name}.mpy"), "-s", f"{name}.py", str(src)],

@@ -8,7 +8,6 @@
 # Same interface as boards/esp32.py; nothing here imports machine.
 from micropython import const
 import asyncio
-import gc
 import os
 import socket
 import struct
@@ -85,9 +84,6 @@ class Link:
         self.flag.set()
         return mv
 
-    def any(self):
-        return self._n
-
     def readinto(self, buf):
         n = self._n
         if not n:
@@ -117,7 +113,10 @@ class Board:
         self._out = bytearray(3)
         self.rain_pin = _Pin()
         self.adc = _Adc()
-        self.link = Link(self, 1100)
+        # the link's receive buffer stands in for the UART driver's RX ring,
+        # which on a board is outside the Python heap: 256 B here (the host
+        # sends at most that much per step, sim/vboard.py MAX_RX), not 1 KB
+        self.link = Link(self, 256)
         self._vms = 0
         self.batt = 0
         self.temp = 0
@@ -239,9 +238,3 @@ class Board:
         # every reading committed to the queue, for the test's record
         self._send(_TRACE, struct.pack("<BIiB", el, t, 0 if v is None else v, q))
 
-    def log(self, msg):
-        print(msg)
-
-    def mem(self):
-        gc.collect()
-        return gc.mem_alloc(), gc.mem_free()

@@ -31,6 +31,7 @@ def station(workdir: Path, *, days: float = 3, seed: int = 7, phases: list[Phase
     return b, peer
 
 
+QSTR = re.compile(r"qstr pool: n_pool=(\d+), n_qstr=(\d+)")
 HEAP = re.compile(r"heap: alloc=(\d+) peak=(\d+) free=(\d+) day=(\d+)")
 BOOT = re.compile(r"heap boot: alloc=(\d+) free=(\d+)")
 
@@ -51,3 +52,12 @@ def boot_heap(b: VBoard) -> int:
         if m:
             return int(m[1])
     raise AssertionError("no boot heap line")
+
+
+def qstr_pools(b: VBoard) -> list[tuple[int, int]]:
+    """(pools, interned names) from each of the firmware's qstr_info lines, in order.
+
+    The pools double in size: one more pool is 7 KB of heap at once on the 64-bit VM,
+    so the count of pools must not move after boot (commands and status included).
+    """
+    return [(int(m[1]), int(m[2])) for ln in b.log if (m := QSTR.search(ln))]

@@ -1,6 +1,7 @@
-# sensors.py on the VM and on CPython: rain gauge debounce and stuck switch,
+# sensors.py and radar.py on the VM and on CPython: rain gauge debounce and stuck switch,
 # 4-20 mA conversion and faults, Modbus RTU radar framing.
 import config
+import radar
 import sensors
 from sensors import SensorError
 from tinytest import on_micropython, raises, run
@@ -160,7 +161,7 @@ def test_muldiv_rounds_and_stays_small():
 
 def test_crc16_modbus_check_value():
     b = bytearray(b"123456789")
-    assert sensors.crc16(b, 9) == 0x4B37
+    assert radar.crc16(b, 9) == 0x4B37
 
 
 class FakeUART:
@@ -185,13 +186,13 @@ class FakeUART:
 
 def reply(addr, fc, data):
     b = bytearray([addr, fc, len(data)]) + bytearray(data)
-    c = sensors.crc16(b, len(b))
+    c = radar.crc16(b, len(b))
     return bytes(b + bytearray([c & 0xFF, c >> 8]))
 
 
 def test_modbus_request_frame():
     u = FakeUART()
-    r = sensors.ModbusRadar(u, level_cfg(level_sensor="radar"))
+    r = radar.ModbusRadar(u, level_cfg(level_sensor="radar"))
     u.reply = reply(1, 3, [0x00, 0x7B])
     r.read_mm()
     assert u.sent[0] == bytes([1, 3, 0, 0, 0, 1, 0x84, 0x0A])  # the textbook frame
@@ -200,7 +201,7 @@ def test_modbus_request_frame():
 def test_modbus_radar_distance_and_level():
     u = FakeUART()
     cfg = level_cfg(level_sensor="radar", datum_mm=75000, radar_distance=True)
-    r = sensors.ModbusRadar(u, cfg)
+    r = radar.ModbusRadar(u, cfg)
     u.reply = reply(1, 3, [0x13, 0x88])  # 5000 mm down to the water
     assert r.read_mm() == 70000
     cfg = level_cfg(level_sensor="radar", radar_regs=2, radar_distance=False,
@@ -213,7 +214,7 @@ def test_modbus_radar_distance_and_level():
 
 def test_modbus_faults():
     u = FakeUART()
-    r = sensors.ModbusRadar(u, level_cfg(level_sensor="radar"))
+    r = radar.ModbusRadar(u, level_cfg(level_sensor="radar"))
     u.reply = b""
     assert raises(SensorError, r.read_mm).code == sensors.NO_ANSWER
     good = reply(1, 3, [0x00, 0x7B])
@@ -222,7 +223,7 @@ def test_modbus_faults():
     u.reply = reply(2, 3, [0x00, 0x7B])  # another slave
     assert raises(SensorError, r.read_mm).code == sensors.BAD_REPLY
     ex = bytearray([1, 0x83, 2])
-    c = sensors.crc16(ex, 3)
+    c = radar.crc16(ex, 3)
     u.reply = bytes(ex + bytearray([c & 0xFF, c >> 8]))  # exception: illegal address
     assert raises(SensorError, r.read_mm).code == sensors.BAD_REPLY
     u.fail = True
@@ -232,7 +233,7 @@ def test_modbus_faults():
 def test_make_level_picks_the_driver():
     assert isinstance(sensors.make_level(level_cfg(), adc=FakeADC(0)), sensors.Level420)
     assert isinstance(sensors.make_level(level_cfg(level_sensor="radar"), uart=FakeUART()),
-                      sensors.ModbusRadar)
+                      radar.ModbusRadar)
     assert sensors.make_level(level_cfg(level_sensor="none"), adc=FakeADC(0)) is None
 
 

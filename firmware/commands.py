@@ -1,0 +1,134 @@
+# hydrolink commands (SPEC §7), run by the uplink for each new command id:
+# set/get configuration, resend a time range, test report, reboot, status.
+# Imported on demand and dropped after (station.command), with config.py.
+from micropython import const
+import gc
+import struct
+
+import frame
+import power
+import sampler
+import sensors
+
+CONFIG = "config.json"
+_REC = const(16)  # store.py's record size and records per segment (its layout)
+_PER = const(256)
+
+
+def command(app, cid, op, args):
+    # -> result [id, code(, detail)]; the uplink keeps ids and results
+    if app.pw.state == power.CRITICAL and op != 2 and op != 6:
+        return [cid, 4, "low power"]
+    if op == 1:
+        gc.collect()
+        import config
+        new, why = config.apply_changes(app.cfg, args)
+        if new is None:
+            return [cid, 2, why]
+        try:
+            config.save(CONFIG, new)
+        except OSError as e:
+            return [cid, 3, "save: %s" % e]
+        app.apply(new)
+        return [cid, 0]
+    if op == 2:
+        import config
+        names = args if args is not None else []
+        if type(names) is not list:
+            return [cid, 2, "args: must be a list of keys"]
+        d, why = config.get(app.cfg, names)
+        if d is None:
+            return [cid, 2, why]
+        return [cid, 0, d]
+    if op == 3:
+        if type(args) is not list or len(args) != 2 or type(args[0]) is not int \
+                or type(args[1]) is not int or args[0] > args[1]:
+            return [cid, 2, "args: [from, to] hydrolink times"]
+        return [cid, 0, resend(app.store, args[0], args[1])]
+    if op == 4:
+        send_test(app)
+        return [cid, 0]
+    if op == 5:
+        app.reboot_pending = True
+        return [cid, 0]
+    if op == 6:
+        app.send_status()
+        return [cid, 0]
+    return [cid, 1]
+
+
+def send_test(app):
+    # test report: the current values, each a single value at the header time
+    b = app.board
+    t = b.time()
+    series = []  # type: list
+    if app.level is not None:
+        try:
+            series.append((sampler.LEVEL, 1, t, [app.level.read_mm()], None))
+        except sensors.SensorError:
+            series.append((sampler.LEVEL, 1, t, [None], [4]))
+    series.append((sampler.BATTERY, 1, t, [b.battery_mv()], None))
+    series.append((sampler.LOGGER_TEMP, 1, t, [b.temperature()], None))
+    flags = app.flags()
+
+    def enc(buf, seq):
+        return frame.encode_report(buf, frame.TEST, app.station, seq, t, app.key,
+                                   series, 0, None, flags)
+
+    app.uplink.send_event(frame.TEST, enc)
+
+
+def _rec_ok(st, f):
+    # next record of an open segment into st._tmp: complete, CRC good
+    b = st._tmp
+    return f.readinto(b) == _REC and st._crc_ok(b)
+
+
+def _pending(st, r):
+    for x in st.un:
+        if x[0] <= r < x[1]:
+            return True
+    for e in st.fl:
+        if e[1] <= r < e[2]:
+            return True
+    return False
+
+
+def resend(st, t0, t1):
+    # queue again the kept readings with times in t0..t1 (command op 3);
+    # -> how many. Readings in flight or unsent are already on their way.
+    # One open per segment, records read in order
+    n = 0
+    a = -1
+    r = st.first * _PER
+    while r < st.top:
+        f = None
+        try:
+            f = open("%s/g%d" % (st.root, r // _PER), "rb")
+        except OSError:
+            pass
+        e = (r // _PER + 1) * _PER
+        if e > st.top:
+            e = st.top
+        while r < e:
+            inside = False
+            if f is not None and _rec_ok(st, f):
+                t = struct.unpack_from("<I", st._tmp)[0]
+                inside = t0 <= t <= t1 and not _pending(st, r)
+            else:
+                f = None  # a bad record: the rest of the segment is not trusted
+            if inside and a < 0:
+                a = r
+            elif not inside and a >= 0:
+                st._add_un(a, r)
+                n += r - a
+                a = -1
+            r += 1
+        if f is not None:
+            f.close()
+    if a >= 0:
+        st._add_un(a, r)
+        n += r - a
+    if n:
+        st.save()
+    return n
