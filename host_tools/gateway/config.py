@@ -200,7 +200,8 @@ def gateway_parser() -> argparse.ArgumentParser:
     p.add_argument("--mqtt-client-id", metavar="ID", help="MQTT client id")
     p.add_argument("--topic-prefix", metavar="PREFIX", help="default hydrolink/v1")
     p.add_argument("--raw-hex", action="store_true", help="add the raw frame in hex to payloads")
-    p.add_argument("--registry", metavar="FILE", help="station registry (TOML)")
+    p.add_argument("--registry", "--keys", dest="registry", metavar="FILE",
+                   help="station registry (TOML); --keys as in decode/encode")
     p.add_argument("--spool", metavar="PATH", help=f"spool database (default {DEFAULT_SPOOL})")
     p.add_argument("--spool-max-mb", type=float, metavar="MB",
                    help="cap the spool's size; when full the gateway stops ACKing")
