@@ -140,6 +140,13 @@ def cpu_seconds(pid: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def children(pid: int) -> list[int]:
+    try:
+        return [int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
 def pct(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(q * len(s)))]
@@ -209,19 +216,23 @@ def main() -> int:
             return time.perf_counter() - t0
 
         print(f"throughput: {a.stations} stations x {a.frames} frames ...", flush=True)
-        cpu0 = [cpu_seconds(procs[0].pid), cpu_seconds(gw.pid), cpu_seconds()]
+        fw = children(gw.pid)  # the forwarder process (and multiprocessing's helper)
+        cpu0 = [cpu_seconds(procs[0].pid), cpu_seconds(gw.pid), cpu_seconds(),
+                sum(cpu_seconds(p) for p in fw)]
         t_start = time.perf_counter()
         ack_seconds = asyncio.run(throughput())
         counter.wait(300)
         e2e_seconds = time.perf_counter() - t_start
         cpu = [b - a for a, b in zip(cpu0, [cpu_seconds(procs[0].pid), cpu_seconds(gw.pid),
-                                              cpu_seconds()], strict=True)]
+                                              cpu_seconds(), sum(cpu_seconds(p) for p in fw)],
+                                     strict=True)]
         acks = [x for s in stations for x in s.latencies]
         fps = n / e2e_seconds
         print(f"  {n} frames ACKed in {ack_seconds:.2f} s ({n / ack_seconds:,.0f}/s), all at"
               f" the subscriber after {e2e_seconds:.2f} s: {fps:,.0f} frames/s end to end"
               f" ({fps * 24:,.0f} readings/s)")
         print(f"  CPU during the run: gateway {cpu[1]:.1f} s ({1e6 * cpu[1] / n:.0f} µs/frame),"
+              f" its forwarder {cpu[3]:.1f} s ({1e6 * cpu[3] / n:.0f} µs/frame),"
               f" mosquitto {cpu[0]:.1f} s, stations (this process) {cpu[2]:.1f} s,"
               f" of {2 * e2e_seconds:.1f} s on {os.cpu_count()} cores")
         print(f"  ACK latency under full load: p50 {1000 * pct(acks, 0.5):.1f} ms,"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import socket
+import ssl
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -103,6 +104,8 @@ class Config:
         for f in (self.mqtt_ca, self.mqtt_cert, self.mqtt_key):
             if f and not Path(f).is_file():
                 raise ConfigError(f"{f}: no such file (TLS certificate or key)")
+        if target and target.tls:
+            tls_context(self.mqtt_ca, self.mqtt_cert, self.mqtt_key)
         self.serial_specs()
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"log level {self.log_level!r}: use debug, info, warning or error")
@@ -112,6 +115,20 @@ class Config:
             raise ConfigError("idle timeout, max connections and retain days must be positive")
         if self.spool_max_mb is not None and self.spool_max_mb <= 0:
             raise ConfigError("--spool-max-mb must be positive")
+
+
+def tls_context(ca: str | None, cert: str | None, key: str | None) -> ssl.SSLContext:
+    """The TLS context for mqtts://; ``ConfigError`` if a file is not what it should be."""
+    try:
+        ctx = ssl.create_default_context(cafile=ca)
+    except (ssl.SSLError, OSError) as e:
+        raise ConfigError(f"--mqtt-ca {ca}: not a PEM CA certificate ({e.args[-1]})") from None
+    if cert:
+        try:
+            ctx.load_cert_chain(cert, key)
+        except (ssl.SSLError, OSError) as e:
+            raise ConfigError(f"--mqtt-cert {cert} / --mqtt-key {key}: {e.args[-1]}") from None
+    return ctx
 
 
 def host_port(text: str, what: str) -> tuple[str, int]:

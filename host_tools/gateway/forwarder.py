@@ -23,7 +23,6 @@ import logging
 import multiprocessing
 import os
 import signal
-import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -37,6 +36,7 @@ import aiomqtt
 from protocol.errors import FrameError
 
 from ..registry import Registry, RegistryError, load_registry
+from .config import ConfigError, tls_context
 from .logs import setup_logging
 from .metrics import Stats
 from .payload import encode_json, frame_payload, stored_frame, topic_kind
@@ -89,7 +89,7 @@ def child_main(conn: Connection, opts: ForwarderOptions) -> None:
                             {"opts": opts, "conn": conn}, profile)
         else:
             asyncio.run(Forwarder(opts, conn).main())
-    except (SpoolError, RegistryError) as e:
+    except (SpoolError, RegistryError, ConfigError) as e:
         log.error("forwarder cannot start", extra={"fields": {"error": str(e)}})
 
 
@@ -98,11 +98,8 @@ class Forwarder:
         self.opts = opts
         self.conn = conn
         self.prefix = opts.topic_prefix.rstrip("/")
-        self.tls: ssl.SSLContext | None = None
-        if opts.tls:
-            self.tls = ssl.create_default_context(cafile=opts.ca)
-            if opts.cert:
-                self.tls.load_cert_chain(opts.cert, opts.key)
+        # checked by the gateway before it started this process
+        self.tls = tls_context(opts.ca, opts.cert, opts.key) if opts.tls else None
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="forwarder-spool")
         self.spool: Spool | None = None
         self.registry: Registry | None = None

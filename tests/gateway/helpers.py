@@ -62,20 +62,22 @@ def write_registry(path: Path, stations: Iterable[int]) -> Path:
 class Mosquitto:
     """A real broker on a free loopback port, with persistence so sessions survive restarts."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, extra: str = "") -> None:
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         conf = self.dir / "mosquitto.conf"
         conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+            ("per_listener_settings true\n" if extra else "")
+            + f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
             f"persistence_location {self.dir}/\nmax_queued_messages 0\n"
             "max_inflight_messages 0\nautosave_interval 1\n"
             f"log_dest file {self.dir}/mosquitto.log\n"
             # as root, mosquitto would switch to the 'mosquitto' user, which cannot
             # write its persistence file into the test's private directory
             + ("user root\n" if os.geteuid() == 0 else "")
+            + extra
         )
         self.conf = conf
 
