@@ -145,6 +145,16 @@ class Alarms:
                 return True
         return False
 
+    @property
+    def flooding(self):
+        # a rain or level rule in alarm: the station reports every interval.
+        # Not battery_low, the station's own health: reporting every 5 min
+        # with a low battery is what load shedding is there to prevent
+        for r in self._rules:
+            if r.on and r is not self.batt:
+                return True
+        return False
+
     def active(self):
         # -> list of (kind, ACTIVE, value, threshold, window) for the rules in alarm
         return [(r.kind, ACTIVE, r.value, r.thr, r.window) for r in self._rules if r.on]

@@ -114,12 +114,14 @@ class RainGauge:
     def take(self):
         # -> (tips since the last take, fault): fault is True if the switch
         # was stuck at any time since the last take (the tips are then not
-        # to be trusted: record the interval as fault).
+        # to be trusted: record the interval as fault). Also the interval in
+        # which it comes free: it began stuck, and the release is seen only
+        # at the next poll.
         c = self.count
         n = (c - self._taken) & _TICKS_MASK
         self._taken = c
         fault = self._fault or self._stuck
-        self._fault = False
+        self._fault = self._stuck  # still jammed: the next interval starts jammed
         return n, fault
 
     @property

@@ -51,6 +51,11 @@ class Station:
         self.sampler = sampler.Sampler(cfg, board.time())
         self.alarms = alarms.Alarms(cfg)
         self.pw = power.Power(cfg, power.boot_state(self.cause))
+        if self.cause != power.BROWNOUT:
+            # the state from a reading now, not from the next hourly one: a
+            # reset with a flat battery must not start with an hour of backfill.
+            # (After a brownout: SHED until the hourly reading shows recovery)
+            self.pw.update(board.battery_mv())
         self.uplink = Uplink(board, self.sched, st, self, self.key, self.station)
         self.rain_flag = board.flag()  # ThreadSafeFlag on a real board
         self.alarm_ev = []  # pending alarm events, bounded (5 kinds)
@@ -156,8 +161,8 @@ class Station:
             old = self.pw.state
             if self.pw.update(batt) != old:
                 self.log("power: state %d" % self.pw.state)
-        if not raised and (self.alarms.in_alarm or t % self.pw.report_interval() == 0):
-            self.report_due = True  # in alarm: every interval
+        if not raised and (self.alarms.flooding or t % self.pw.report_interval() == 0):
+            self.report_due = True  # in a rain/level alarm: every interval
         if raised or self.report_due:
             self._t_send.cancel()
 
@@ -206,7 +211,7 @@ class Station:
                 sent = True
             if self.report_due:
                 self.report_due = False
-                if not self.alarms.in_alarm:
+                if not self.alarms.flooding:
                     self.uplink.report()
                 elif not sent:
                     self._send_alarm(self.alarms.active())

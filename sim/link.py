@@ -17,11 +17,14 @@ from protocol.errors import FrameError
 
 @dataclass(frozen=True)
 class Phase:
-    """From ``start_ms`` on (until the next phase): ``loss`` and ``corrupt`` per frame."""
+    """From ``start_ms`` on (until the next phase): per frame and direction, the chance that
+    it is lost (``loss``), that one bit of it flips (``corrupt``), and that line noise
+    (1-40 random bytes, zeros included) comes before it (``garbage``)."""
 
     start_ms: int
     loss: float = 0.0
     corrupt: float = 0.0
+    garbage: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class Peer:
     results: dict[int, codec.Result] = field(default_factory=dict)
     sent_bytes: int = 0
     _deframer: codec.Deframer = field(default_factory=codec.Deframer)
+    _later: list[tuple[int, codec.Command]] = field(default_factory=list)
     _rng: random.Random = field(init=False)
 
     def __post_init__(self) -> None:
@@ -81,7 +85,10 @@ class Peer:
             b = bytearray(data)
             i = self._rng.randrange(len(b) - 1)
             b[i] = (b[i] ^ (1 << self._rng.randrange(8))) or 1
-            return bytes(b)
+            data = bytes(b)
+        if p.garbage and self._rng.random() < p.garbage:
+            noise = bytes(self._rng.randrange(256) for _ in range(self._rng.randrange(1, 41)))
+            data = noise + data
         return data
 
     def host_time(self, ms: int) -> int:
@@ -131,6 +138,9 @@ class Peer:
                 self.commands = [c for c in self.commands if c.id != r.id]
 
     def _ack(self, ms: int, f: codec.Frame) -> bytes:
+        for at, c in [x for x in self._later if x[0] <= ms]:
+            self._later.remove((at, c))
+            self.commands.append(c)
         body = codec.Ack((f.seq,), tuple(self.commands))
         raw = codec.encode_frame(codec.ACK, f.station, f.seq, self.host_time(ms), body,
                                  self.keys[f.station])
@@ -138,9 +148,10 @@ class Peer:
         self.sent_bytes += len(wire)
         return wire
 
-    def command(self, cid: int, op: int, args: Any = None) -> None:
-        """Queue a command: it rides on every ACK until its result arrives."""
-        self.commands.append(codec.Command(cid, op, args))
+    def command(self, cid: int, op: int, args: Any = None, at_ms: int = 0) -> None:
+        """Queue a command: from virtual ``at_ms`` on, it rides on every ACK until its
+        result arrives."""
+        self._later.append((at_ms, codec.Command(cid, op, args)))
 
     def of_type(self, frame_type: int) -> list[codec.Frame]:
         """Distinct frames received of one type."""

@@ -43,6 +43,7 @@ class Weather:
     bounce_max: int = 3
     closed_ms: int = 80
     battery_mv: list[tuple[int, int]] = field(default_factory=list)  # (from_ms, mV) overrides
+    stuck: list[tuple[int, int]] = field(default_factory=list)  # (from_ms, to_ms): switch jammed closed
     tips: list[int] = field(init=False)  # closing time of each tip, ms
     edges: list[int] = field(init=False)  # every closing edge, bounce included, ms
     _level: list[float] = field(init=False)  # per minute
@@ -80,13 +81,17 @@ class Weather:
                 t = merged[-1] + 1500
             merged.append(t)
         self.tips = merged
-        self.edges = []
+        # a jammed switch closes once (no tips counted while jammed: the bucket
+        # cannot tip) and chatters a little when it closes
+        self.tips = [t for t in self.tips if not any(a <= t < b for a, b in self.stuck)]
+        self.edges = [a + k * 7 for a, _ in self.stuck for k in range(3)]
         for t in self.tips:
             self.edges.append(t)
             b = t
             for _ in range(rng.randint(0, self.bounce_max)):
                 b += rng.randint(1, 6)
                 self.edges.append(b)  # bounce: more closing edges within a few ms
+        self.edges.sort()
         # level: linear reservoir, 6 h time constant, 40 mm of level per mm of rain
         self._level = []
         lv = 0.0
@@ -110,6 +115,8 @@ class Weather:
 
     def pin_closed(self, ms: int) -> bool:
         """Whether the reed switch is closed at ``ms``."""
+        if any(a <= ms < b for a, b in self.stuck):
+            return True
         i = bisect.bisect_right(self.tips, ms) - 1
         return i >= 0 and ms - self.tips[i] < self.closed_ms
 

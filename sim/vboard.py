@@ -141,6 +141,7 @@ class VBoard:
     vms: int = 0
     resets: list[tuple[int, int]] = field(default_factory=list)  # (ms, cause)
     messages: int = 0
+    writes: list[int] = field(default_factory=list)  # virtual ms of each link write
     _rx: list[tuple[int, int, bytes]] = field(default_factory=list)  # heap (ms, n, bytes)
     _rx_n: int = 0
     _rng: random.Random = field(init=False)
@@ -157,8 +158,11 @@ class VBoard:
         self._edge_i = 0
 
     # ---- running ---------------------------------------------------------
-    def run(self, until_ms: int, cuts: list[int] | tuple[int, ...] = ()) -> None:
-        """Run the station until virtual ``until_ms``, cutting power at each of ``cuts``."""
+    def run(self, until_ms: int, cuts: list[int] | tuple[int, ...] = (), cut_cause: int = 0) -> None:
+        """Run the station until virtual ``until_ms``, cutting power at each of ``cuts``.
+
+        ``cut_cause``: the reset cause the board reads after a cut (0 power-on, 5 brownout).
+        """
         pending = sorted(c for c in cuts if c > self.vms)
         cause = 0 if self.boots == 0 else 1
         while self.vms < until_ms:
@@ -168,7 +172,7 @@ class VBoard:
                 return
             if end == "cut":
                 self.cuts_done += 1
-                cause = 0
+                cause = cut_cause
             self.vms += self.boot_delay_ms
 
     def _boot(self, until_ms: int, cut: int | None, cause: int) -> tuple[str, int]:
@@ -256,6 +260,7 @@ class VBoard:
                     continue
                 conn.sendall(self._reply(min(target, self._next_event())))
             elif kind == b"W":
+                self.writes.append(self.vms)
                 for ms, b in self.peer.uplink(self.vms, data):
                     self._rx_n += 1
                     heapq.heappush(self._rx, (ms, self._rx_n, b))

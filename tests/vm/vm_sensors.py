@@ -70,6 +70,7 @@ def test_stuck_switch_faults_and_stops_counting():
     assert g.take() == (0, True)  # still stuck: still fault
     g.poll(30500, False)  # opens again
     assert not g.stuck
+    assert g.take() == (0, True)  # the interval it came free in began stuck
     assert g.take() == (0, False)
     g.on_edge(40000)
     assert g.take() == (1, False)
