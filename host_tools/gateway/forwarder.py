@@ -110,6 +110,7 @@ class Forwarder:
         self.error = ""
         self.forwarded = 0
         self._background: set[asyncio.Task[None]] = set()
+        self._mark_warned = 0.0
 
     async def db(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
@@ -308,7 +309,13 @@ class Forwarder:
             await self.db(self.spool.mark_forwarded, ids)
         except SpoolError as e:
             self.acked[:0] = ids  # try again; until then they may be published twice
-            log.warning("cannot mark forwarded rows", extra={"fields": {"error": str(e)}})
+            now = time.monotonic()
+            if now - self._mark_warned > 10.0:  # every 50 ms would flood the log
+                self._mark_warned = now
+                log.warning("cannot mark forwarded rows", extra={"fields": {
+                    "error": str(e), "rows": len(self.acked)}})
+        else:
+            self._mark_warned = 0.0
 
 
 # ---------------------------------------------------------------- the parent's handle

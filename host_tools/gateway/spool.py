@@ -215,6 +215,15 @@ class Spool:
         except sqlite3.Error as e:
             raise _translate(e, self.path) from None
 
+    def checkpoint(self) -> bool:
+        """Copy the WAL into the database and truncate it (frees disk when the WAL is big).
+        False if it could not finish (no space, or a reader in the way)."""
+        try:
+            busy, _, _ = self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error:
+            return False
+        return not busy
+
     def delete(self, ids: Sequence[int]) -> None:
         """Delete rows by id (forwarded rows, when there is no room to mark them)."""
         self.commit((), (), [("DELETE FROM frames WHERE id = ?", (i,)) for i in ids])
@@ -399,6 +408,7 @@ class SpoolWriter:
             # them again. Make room for them: forwarded rows are at the center already.
             with contextlib.suppress(SpoolError):
                 self.spool.prune(None, limit=max(1000, len(records) * 4))
+            self.spool.checkpoint()  # a WAL that cannot grow: move it into the database
             try:
                 self.spool.commit((), forwarded, statements)
             except SpoolFull:

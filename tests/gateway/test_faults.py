@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import random
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from protocol import codec as c
 
@@ -308,3 +311,57 @@ def test_sigterm_flushes_and_restart_resumes_from_spool(tmp_path: Path, broker: 
     sub.wait(lambda m: len(obs_by_key(m)) >= 51, 30, "the new frame")
     _ = c
     sub.stop()
+
+
+def _mount_tmpfs(path: Path, size: str) -> bool:
+    path.mkdir()
+    try:
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                           capture_output=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return r.returncode == 0
+
+
+def test_real_disk_full_then_space_freed(tmp_path: Path, broker: Mosquitto, registry: Path,
+                                         gateways: list[GatewayProc]) -> None:
+    """The spool's file system really fills up (ENOSPC); an operator frees space."""
+    disk = tmp_path / "disk"
+    if not _mount_tmpfs(disk, "16m"):
+        pytest.skip("cannot mount a small tmpfs here (needs root and mount rights)")
+    try:
+        sub = Subscriber(broker.port, name="enospc").start()
+        broker.stop()  # nothing leaves the spool
+        filler = disk / "filler"
+        filler.write_bytes(bytes(15_300 * 1024))  # leaves ~700 KB for the spool and its WAL
+        gw = GatewayProc(tmp_path, registry, broker.url, spool=disk / "spool.db")
+        gateways.append(gw)
+        gw.start()
+        stations = [SimStation(1001 + i) for i in range(5)]
+
+        async def scenario() -> None:
+            runs = [asyncio.create_task(resilient_station(st, lambda: gw.port, 300,
+                                                          retry=0.3, deadline=120))
+                    for st in stations]
+            line = await asyncio.to_thread(gw.wait_log, "NOT acknowledging", 60)
+            assert "full" in line
+            await asyncio.sleep(0.5)
+            before = sum(len(st.acked) for st in stations)
+            await asyncio.sleep(1.0)
+            assert sum(len(st.acked) for st in stations) - before <= 2
+            assert before > 0  # some were stored and ACKed before the disk filled
+            filler.unlink()  # the operator makes room
+            await asyncio.to_thread(broker.start)
+            await asyncio.gather(*runs)
+
+        run(scenario(), timeout=150)
+        total = sum(len(st.acked) for st in stations)
+        assert total == 1500
+        sub.wait(lambda m: len(obs_by_key(m)) >= total, 60, "every ACKed frame")
+        assert check_delivery(stations, sub.messages) == total * 24
+        assert gw.terminate() == 0
+        sub.stop()
+    finally:
+        for g in gateways:
+            g.close()
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True, timeout=10)
