@@ -6,7 +6,9 @@ Line noise, broker outage, kill -9, replayed frames, unknown stations and a full
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import signal
 import subprocess
 from pathlib import Path
 
@@ -365,3 +367,28 @@ def test_real_disk_full_then_space_freed(tmp_path: Path, broker: Mosquitto, regi
         for g in gateways:
             g.close()
         subprocess.run(["umount", "-l", str(disk)], capture_output=True, timeout=10)
+
+
+def test_forwarder_process_killed_is_restarted(tmp_path: Path, broker: Mosquitto,
+                                               registry: Path,
+                                               gateways: list[GatewayProc]) -> None:
+    sub = Subscriber(broker.port, name="fwkill").start()
+    gw = GatewayProc(tmp_path, registry, broker.url)
+    gateways.append(gw)
+    gw.start()
+    assert gw.proc is not None
+    stations = [SimStation(1001 + i) for i in range(5)]
+    run(together(*(resilient_station(st, lambda: gw.port, 10) for st in stations)))
+    sub.wait(lambda m: len(obs_by_key(m)) >= 50, 20, "the first frames")
+    kids = Path(f"/proc/{gw.proc.pid}/task/{gw.proc.pid}/children").read_text().split()
+    # multiprocessing's spawn also starts a resource tracker: the forwarder is the other one
+    forwarder = [int(k) for k in kids
+                 if b"spawn_main" in Path(f"/proc/{k}/cmdline").read_bytes()]
+    assert len(forwarder) == 1
+    os.kill(forwarder[0], signal.SIGKILL)
+    gw.wait_log("forwarder exited; starting another")
+    run(together(*(resilient_station(st, lambda: gw.port, 10) for st in stations)))
+    sub.wait(lambda m: len(obs_by_key(m)) >= 100, 30, "the frames after the restart")
+    assert check_delivery(stations, sub.messages) == 100 * 24
+    assert gw.terminate() == 0
+    sub.stop()
