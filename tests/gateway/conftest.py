@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from . import helpers
 from .helpers import GatewayProc, Mosquitto, write_registry
 
 STATIONS = list(range(1001, 1031))
@@ -41,3 +42,11 @@ def gateways() -> Iterator[list[GatewayProc]]:
     yield procs
     for p in procs:
         p.close()
+
+
+@pytest.fixture(autouse=True)
+def _stop_subscribers() -> Iterator[None]:
+    """Subscribers a failed test did not stop (mosquitto_sub would outlive pytest)."""
+    yield
+    while helpers.LIVE:
+        helpers.LIVE.pop().stop()

@@ -108,6 +108,9 @@ class Mosquitto:
 # ---------------------------------------------------------------- subscribers
 
 
+LIVE: list[Any] = []  # subscribers still running; the conftest stops them after each test
+
+
 class Subscriber:
     """An aiomqtt subscriber (own thread and loop), persistent session, QoS 1."""
 
@@ -122,6 +125,7 @@ class Subscriber:
         self.thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
 
     def start(self) -> Subscriber:
+        LIVE.append(self)
         self.thread.start()
         if not self._subscribed.wait(10):
             raise AssertionError("subscriber did not subscribe")
@@ -174,6 +178,7 @@ class MosquittoSub:
              "-i", f"test-msub-{port}", "-k", "5"],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         )
+        LIVE.append(self)
         self.messages: list[tuple[str, dict[str, Any]]] = []
         self.cond = threading.Condition()
         self.thread = threading.Thread(target=self._read, daemon=True)
@@ -200,8 +205,9 @@ class MosquittoSub:
                 self.cond.wait(left)
 
     def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(5)
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(5)
         self.thread.join(5)
 
 
