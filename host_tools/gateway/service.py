@@ -37,6 +37,21 @@ PRUNE_EVERY = 600.0
 DRAIN_ON_STOP = 3.0    # seconds SIGTERM waits for the forwarder to empty the spool
 
 
+def _enough_files(wanted: int) -> None:
+    """One descriptor per station connection: raise the soft limit (often 1024) if needed."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= wanted or soft == resource.RLIM_INFINITY:
+        return
+    new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+    if new < wanted:
+        log.warning("open file limit below --max-connections", extra={"fields": {
+            "limit": new, "wanted": wanted, "hint": "raise LimitNOFILE / ulimit -n"}})
+
+
 def _hex(obj: object) -> str:
     if isinstance(obj, bytes):
         return obj.hex()
@@ -164,6 +179,7 @@ class Gateway:
 
     async def start(self) -> None:
         cfg = self.cfg
+        _enough_files(cfg.max_connections + 64 + 4 * len(cfg.serial))
         self.writer = SpoolWriter(self.spool)
         self.tasks.append(asyncio.create_task(self.writer.run(), name="spool"))
         highest, seen = await self.writer.call(self.spool.window)

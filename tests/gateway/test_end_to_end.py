@@ -274,3 +274,34 @@ def test_idle_connections_are_closed(tmp_path: Path, registry: Path,
     assert 0.4 < took < 5
     gw.wait_log("reason=idle")
     assert gw.terminate() == 0
+
+
+def test_two_thousand_concurrent_tcp_stations(tmp_path: Path, broker: Mosquitto,
+                                              gateways: list[GatewayProc]) -> None:
+    """Cellular stations: thousands of connections open at once, each a byte stream."""
+    ids = list(range(20_001, 22_001))
+    reg = write_registry(tmp_path / "many.toml", ids)
+    sub = Subscriber(broker.port, name="many").start()
+    gw = GatewayProc(tmp_path, reg, broker.url)
+    gateways.append(gw)
+    gw.start()
+    stations = [SimStation(sid) for sid in ids]
+
+    async def scenario() -> None:
+        opened = [await tcp_conn(st, gw.port) for st in stations]  # all open before any sends
+
+        async def one(conn: object) -> None:
+            assert hasattr(conn, "send")
+            for _ in range(2):
+                await conn.send(conn.station.report(), retry=5.0)
+
+        await asyncio.gather(*(one(conn) for conn, _ in opened))
+        for conn, w in opened:
+            await conn.close()
+            w.close()
+
+    run(scenario(), timeout=150)
+    sub.wait(lambda m: len(obs_by_key(m)) >= 4000, 60, "every frame")
+    assert check_delivery(stations, sub.messages) == 4000 * 24
+    assert gw.terminate() == 0
+    sub.stop()
