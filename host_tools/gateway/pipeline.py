@@ -21,6 +21,7 @@ from protocol.codec import (
     Ack,
     Frame,
     ReplayWindow,
+    Report,
     Results,
     check_raw,
     decode_frame,
@@ -35,6 +36,7 @@ from .metrics import Stats
 from .spool import Record
 
 log = logging.getLogger("hydrolink.gateway")
+FLAG_BACKFILL = 8  # SPEC §5.4
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,9 @@ class Pipeline:
         st.last_seen = received
         st.last_seq = max(st.last_seq, frame.seq)
         st.link = link
-        st.clock_offset = round(frame.time + EPOCH_UNIX - received, 3)
+        if not (isinstance(frame.body, Report) and frame.body.flags & FLAG_BACKFILL):
+            # a backfill frame was built long ago: its time says nothing about the clock
+            st.clock_offset = round(frame.time + EPOCH_UNIX - received, 3)
         self.stats.accepted[frame.type_name] += 1
         if frame.type == RESULT and isinstance(frame.body, Results):
             self.commands.answered(frame.station, [r.id for r in frame.body.results])

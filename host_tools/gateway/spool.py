@@ -330,7 +330,6 @@ class SpoolWriter:
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="spool")
         self._records: list[Record] = []
         self._futures: list[asyncio.Future[None]] = []
-        self._forwarded: list[int] = []
         self._statements: list[tuple[str, tuple[Any, ...]]] = []
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -345,10 +344,6 @@ class SpoolWriter:
         self._futures.append(fut)
         self._wake.set()
         return fut
-
-    def mark_forwarded(self, ids: Iterable[int]) -> None:
-        self._forwarded.extend(ids)
-        self._wake.set()
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
         """Run a statement in the next group commit (best effort, not awaited)."""
@@ -368,18 +363,17 @@ class SpoolWriter:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            if not (self._records or self._forwarded or self._statements):
+            if not (self._records or self._statements):
                 if self._closed:
                     return
                 continue
             self._idle.clear()
             records, futures = self._records[: self.max_batch], self._futures[: self.max_batch]
             del self._records[: self.max_batch], self._futures[: self.max_batch]
-            forwarded, self._forwarded = self._forwarded, []
             statements, self._statements = self._statements, []
             try:
                 await loop.run_in_executor(
-                    self.executor, self._commit, records, forwarded, statements
+                    self.executor, self._commit, records, statements
                 )
             except SpoolError as e:
                 self.last_error = e
@@ -392,34 +386,29 @@ class SpoolWriter:
                 for f in futures:
                     if not f.done():
                         f.set_result(None)
-            if self._records or self._forwarded or self._statements:
+            if self._records or self._statements:
                 self._wake.set()
             else:
                 self._idle.set()
 
     def _commit(
-        self, records: list[Record], forwarded: list[int],
-        statements: list[tuple[str, tuple[Any, ...]]],
+        self, records: list[Record], statements: list[tuple[str, tuple[Any, ...]]],
     ) -> None:
         try:
-            self.spool.commit(records, forwarded, statements)
+            self.spool.commit(records, (), statements)
         except SpoolFull:
             # The frames of this group are refused (not ACKed); their stations send
             # them again. Make room for them: forwarded rows are at the center already.
             with contextlib.suppress(SpoolError):
                 self.spool.prune(None, limit=max(1000, len(records) * 4))
             self.spool.checkpoint()  # a WAL that cannot grow: move it into the database
-            try:
-                self.spool.commit((), forwarded, statements)
-            except SpoolFull:
-                # Not even room to mark them: delete the just-forwarded rows instead.
-                with contextlib.suppress(SpoolError):
-                    self.spool.delete(forwarded)
+            with contextlib.suppress(SpoolError):  # command bookkeeping, if it fits
+                self.spool.commit((), (), statements)
             raise
 
     async def flush(self) -> None:
         """Wait until everything submitted so far is committed."""
-        while self._records or self._forwarded or self._statements or not self._idle.is_set():
+        while self._records or self._statements or not self._idle.is_set():
             self._wake.set()
             await self._idle.wait()
             await asyncio.sleep(0)
