@@ -392,3 +392,50 @@ def test_forwarder_process_killed_is_restarted(tmp_path: Path, broker: Mosquitto
     assert check_delivery(stations, sub.messages) == 100 * 24
     assert gw.terminate() == 0
     sub.stop()
+
+
+def test_chaos_noise_broker_flaps_and_kills_together(tmp_path: Path, broker: Mosquitto,
+                                                     registry: Path,
+                                                     gateways: list[GatewayProc]) -> None:
+    """Everything at once for a while: noise, the broker flapping, kill -9 twice."""
+    sub = Subscriber(broker.port, name="chaos").start()
+    port = free_port()
+    gw = GatewayProc(tmp_path, registry, broker.url, listen=False,
+                     extra=["--listen", f"127.0.0.1:{port}"])
+    gateways.append(gw)
+    gw.start()
+    rng = random.Random(99)
+
+    def noisy(wire: bytes) -> bytes:
+        if rng.random() < 0.1:
+            b = bytearray(wire)
+            b[rng.randrange(len(b) - 1)] ^= 1 << rng.randrange(8)
+            return bytes(b)
+        return wire
+
+    stations = [SimStation(1001 + i) for i in range(30)]
+
+    async def scenario() -> None:
+        runs = [asyncio.create_task(resilient_station(st, lambda: port, 60, retry=0.3,
+                                                      mangle=noisy, pause=0.02, deadline=150,
+                                                      alarm_every=7))
+                for st in stations]
+        for step in range(6):
+            while sum(len(st.acked) for st in stations) < 250 * (step + 1):
+                await asyncio.sleep(0.02)
+            if step % 2 == 0:
+                await asyncio.to_thread(broker.stop)
+                await asyncio.sleep(0.5)
+                await asyncio.to_thread(broker.start)
+            else:
+                await asyncio.to_thread(gw.kill9)
+                await asyncio.to_thread(gw.start)
+        await asyncio.gather(*runs)
+
+    run(scenario(), timeout=200)
+    total = sum(len(st.acked) for st in stations)
+    assert total == 30 * 60
+    sub.wait(lambda m: len(obs_by_key(m)) >= total, 90, "every ACKed frame")
+    assert check_delivery(stations, sub.messages) == total * 24
+    assert gw.terminate() == 0
+    sub.stop()
