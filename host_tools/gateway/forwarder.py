@@ -135,6 +135,8 @@ class Forwarder:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         await self._flush_marks()
+        self._send(("status", {"connected": False, "error": "stopped",
+                               "forwarded": self.forwarded}))
         await self.db(self.spool.close)
         self.executor.shutdown()
 
@@ -395,5 +397,6 @@ class ForwarderProcess:
             if self.proc.is_alive():
                 self.proc.terminate()
                 await loop.run_in_executor(None, self.proc.join, 5)
+            await asyncio.sleep(0.05)  # its last status message, for the saved counters
         if self.conn is not None:
             self.conn.close()
