@@ -8,7 +8,7 @@
 from micropython import const
 import asyncio
 from asyncio import core
-from time import ticks_diff, ticks_add
+from sensors import ticks_diff, ticks_add  # the board's 2^30 wrap, on every port
 
 _MAX_IDLE = const(3600000)  # ms: wake at least hourly even with no timer
 

@@ -42,6 +42,13 @@ def ticks_diff(a, b):
     return ((a - b + _TICKS_HALF) & _TICKS_MASK) - _TICKS_HALF
 
 
+def ticks_add(a, d):
+    # a + d wrapped at 2^30, as time.ticks_add on a 32-bit board. The unix
+    # port's time.ticks_* wrap at 2^62, the sim board's ticks_ms at 2^30 like
+    # the ESP32's: with time's own, timers stopped firing at the wrap (12.4 days)
+    return (a + d) & _TICKS_MASK
+
+
 def muldiv(a, b, c):
     # round(a * b / c), c > 0, without an intermediate beyond min(|a|, |b|) * c,
     # so nothing is allocated on a 32-bit board (ints beyond 2^30 are

@@ -238,9 +238,9 @@ class Station:
 
     async def status_task(self):
         # the status report after each status_interval mark, and the
-        # watchdog, checked every sample_interval: fed only while the sampler
-        # is alive - it finished a cycle in the last 5 minutes, or it sleeps
-        # in its timer and is not late. A sampler that hangs (a driver that
+        # watchdog, checked every sample_interval (5 min at most): fed only
+        # while the sampler is alive - it finished a cycle in the last 5
+        # minutes, or it sleeps in its timer and is not late. A sampler that hangs (a driver that
         # never returns blocks every task) or died resets the board. ("Cycled
         # in the last 5 minutes" alone would not do: with hourly records the
         # sampler sleeps ~56 min between its median windows.)
@@ -261,6 +261,8 @@ class Station:
             t = (now // si + 1) * si
             if t > self._st_at:
                 t = self._st_at
+            if t > now + _WDT_MS // 2000:
+                t = now + _WDT_MS // 2000  # twice per timeout (sample_interval: up to 1 h)
             # one sleep, no loop: after retime() everything is recomputed
             await self._t_status.sleep_ms((t - now) * 1000 - b.subsec_ms())
             k = b.ticks_ms()

@@ -39,7 +39,6 @@ _PER = const(256)  # records per segment: one 4 KB flash block
 _SEG = const(4096)
 _FMT = "<IiIBB"
 _MAX_FLIGHT = const(16)
-_MAX_RES = const(8)
 _MAX_BATCH = const(96)  # records per frame: 96 x 23 B of arrays (4 hours of 5-min data)
 N_COUNTERS = const(12)  # SPEC §8 counter ids 1..11
 

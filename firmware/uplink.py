@@ -15,8 +15,6 @@ import frame
 import power
 
 _NONE = const(0)
-_REPORT = const(1)
-_URGENT = const(2)
 _REBOOT_TRIES = const(3)
 _OFF = const(6)  # MAX_WIRE + 1 - MAX_FRAME: room for COBS overhead and the 0x00
 
@@ -30,7 +28,6 @@ class Uplink:
         self.key = key
         self.station = station
         self.timer = sched.timer()
-        self.rx_timer = None
         # One buffer for building a frame (at 0) and for sending one: the
         # stored frame is read in at _OFF and COBS-encoded in place to 0 (the
         # output never overtakes the input: it runs ahead by at most 1 + n/254
@@ -45,11 +42,10 @@ class Uplink:
         self.waiting = 0  # seq awaiting its ACK
         self.report_due = False
         self.urgent = False
-        self.sleeping = _NONE  # what the timer is doing: 1 idle, 2 backoff/ack
+        self.sleeping = _NONE  # what the timer is doing: 1 idle, 2 holdoff/backoff, 3 ACK wait
         self.synced = False
         self.reboot_seq = 0
         self.reboot_tries = 0
-        self.hold_until = 0  # ticks: first transmission after the holdoff
 
     def _key_of(self, station):
         return self.key if station == self.station else None
@@ -85,49 +81,48 @@ class Uplink:
 
     async def _step(self):
         st = self.store
-        if True:
-            pw = self.app.pw
-            seq = None
-            if pw.may_send():
-                seq = st.fl[-1][0] if st.fl else None  # in flight: the newest first
-                if seq is None and self.report_due:
-                    self.report_due = False
-                    self._bf = 0
-                    seq = st.make_records_frame(frame.DATA, True, self._enc, self.buf,
-                                                self.app.cfg["max_frame"])
-                if seq is None and pw.may_backfill() and st.un:
-                    self._bf = 8
-                    seq = st.make_records_frame(frame.DATA, False, self._enc, self.buf,
-                                                self.app.cfg["max_frame"])
-            if seq is None:
-                self.sleeping = 1
-                await self.timer.sleep_ms(3600000)
-                self.sleeping = _NONE
-                return
-            self.urgent = False
-            if await self._send(seq):
-                if st.boff:
-                    st.boff = 0
-                    st.save()
-                if seq == self.reboot_seq:
-                    self.board.reset(power.SOFT)
-                return
-            # failed: back off (persisted), unless an alarm comes
-            st.cnt[3] += 1
-            if self.reboot_seq and seq == self.reboot_seq:
-                self.reboot_tries += 1
-                if self.reboot_tries >= _REBOOT_TRIES:
-                    self.board.reset(power.SOFT)
-            cfg = self.app.cfg
-            d = power.backoff(st.boff, self.board.rand(0x3FFFFFFF), cfg["retry_base_s"],
-                              cfg["retry_cap_s"])
-            if st.boff < 20:
-                st.boff += 1
-            st.save()
-            if not self.urgent:
-                self.sleeping = 2
-                await self.timer.sleep_ms(d * 1000)
-                self.sleeping = _NONE
+        pw = self.app.pw
+        seq = None
+        if pw.may_send():
+            seq = st.fl[-1][0] if st.fl else None  # in flight: the newest first
+            if seq is None and self.report_due:
+                self.report_due = False
+                self._bf = 0
+                seq = st.make_records_frame(frame.DATA, True, self._enc, self.buf,
+                                            self.app.cfg["max_frame"])
+            if seq is None and pw.may_backfill() and st.un:
+                self._bf = 8
+                seq = st.make_records_frame(frame.DATA, False, self._enc, self.buf,
+                                            self.app.cfg["max_frame"])
+        if seq is None:
+            self.sleeping = 1
+            await self.timer.sleep_ms(3600000)
+            self.sleeping = _NONE
+            return
+        self.urgent = False
+        if await self._send(seq):
+            if st.boff:
+                st.boff = 0
+                st.save()
+            if seq == self.reboot_seq:
+                self.board.reset(power.SOFT)
+            return
+        # failed: back off (persisted), unless an alarm comes
+        st.cnt[3] += 1
+        if self.reboot_seq and seq == self.reboot_seq:
+            self.reboot_tries += 1
+            if self.reboot_tries >= _REBOOT_TRIES:
+                self.board.reset(power.SOFT)
+        cfg = self.app.cfg
+        d = power.backoff(st.boff, self.board.rand(0x3FFFFFFF), cfg["retry_base_s"],
+                          cfg["retry_cap_s"])
+        if st.boff < 20:
+            st.boff += 1
+        st.save()
+        if not self.urgent:
+            self.sleeping = 2
+            await self.timer.sleep_ms(d * 1000)
+            self.sleeping = _NONE
 
     async def _send(self, seq):
         # one transmission of in-flight frame seq and the wait for its ACK

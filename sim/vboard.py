@@ -6,7 +6,9 @@ image through ``boards/simboot`` and runs ``main`` from it with a board-sized he
 board's clock is virtual: the VM asks to idle, this host advances time to the next
 event (rain-gauge edge, link bytes, the end of the idle) and answers with the sensor
 inputs at that time. A power cut is ``kill -9`` of the VM; the next boot uses the same
-image. See ``firmware/boards/sim.py`` for the board's side of the lockstep.
+image. The watchdog is this host's, as a WDT is outside the CPU: the firmware starts and
+feeds it, and when virtual time passes its timeout unfed the VM is killed and booted again
+with reset cause 2. See ``firmware/boards/sim.py`` for the board's side of the lockstep.
 """
 
 from __future__ import annotations
@@ -21,8 +23,6 @@ import shutil
 import socket
 import struct
 import subprocess
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,47 +30,20 @@ from typing import Any
 from littlefs import LittleFS
 
 from sim.link import Peer
+from sim.mpy import BuildError, build_mpy, tool
 from sim.sensors import Weather
 
-ROOT = Path(__file__).resolve().parent.parent
-FIRMWARE = ROOT / "firmware"
 BLOCK = 4096
 T_FMT = struct.Struct("<QiHhBBH")
 B_FMT = struct.Struct("<iBI")
 EDGE_BUNDLE_MS = 40
 MAX_RX = 256  # link bytes per lockstep reply: the board's link buffer (boards/sim.py)
+PIN_HUNG = 2  # header pin byte: the level ADC hangs (bit 0: the rain switch is closed)
+WATCHDOG = 2  # reset cause after a watchdog reset (SPEC §8)
 
 
 class SimError(Exception):
     """The VM crashed, hung or broke the lockstep protocol."""
-
-
-def tool(name: str) -> str:
-    """A tool of the venv this Python runs in, else from PATH."""
-    for d in (ROOT / ".venv" / "bin", Path(sys.executable).parent):
-        p = d / name
-        if p.is_file():
-            return str(p)
-    found = shutil.which(name)
-    if found is None:
-        raise SimError(f"{name} not found: run `make setup`")
-    return found
-
-
-def build_firmware(out: Path) -> Path:
-    """Compile firmware/ to .mpy under ``out`` (skipping unchanged files); returns ``out``."""
-    for src in sorted(FIRMWARE.rglob("*.py")):
-        rel = src.relative_to(FIRMWARE)
-        dest = out / rel.with_suffix(".mpy")
-        if dest.exists() and dest.stat().st_mtime >= src.stat().st_mtime:
-            continue
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        # -march: @micropython.native/viper code compiles for the VM's CPU
-        proc = subprocess.run([tool("mpy-cross"), "-march=x64", "-o", str(dest), "-s", str(rel), str(src)],
-                              capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            raise SimError(f"mpy-cross {rel}: {proc.stderr.strip()}")
-    return out
 
 
 def make_image(path: Path, mpy: Path, config: dict[str, Any], blocks: int = 256) -> None:
@@ -122,6 +95,10 @@ class VBoard:
         rtc_offset_s: the board's RTC error at first boot (station minus true).
         heapsize: the VM heap.
         seed: seeds power-cut timing details and the board's random numbers.
+
+    ``resets`` lists (virtual ms, cause) of every reset that was not a power cut: the
+    firmware's own (``board.reset``) and the watchdog's (cause 2). ``wdt_ms`` is the
+    timeout the firmware gave its watchdog at its last boot (0: not started).
     """
 
     workdir: Path
@@ -142,6 +119,9 @@ class VBoard:
     resets: list[tuple[int, int]] = field(default_factory=list)  # (ms, cause)
     messages: int = 0
     writes: list[int] = field(default_factory=list)  # virtual ms of each link write
+    wdt_ms: int = 0
+    _wdt_due: int | None = None  # virtual ms at which the watchdog bites, if started
+    _hangs: list[int] = field(default_factory=list)  # pending ADC hangs, virtual ms
     _rx: list[tuple[int, int, bytes]] = field(default_factory=list)  # heap (ms, n, bytes)
     _rx_n: int = 0
     _rng: random.Random = field(init=False)
@@ -150,20 +130,28 @@ class VBoard:
         self._rng = random.Random(self.seed)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.image = self.workdir / "flash.img"
-        self.mpy = build_firmware(self.workdir.parent / "mpy")
+        self.mpy = self.workdir.parent / "mpy"
+        try:
+            build_mpy(self.mpy)
+        except BuildError as e:
+            raise SimError(str(e)) from None
         self.rom = self.workdir / "rom"
         self.rom.mkdir(exist_ok=True)
         shutil.copy(self.mpy / "boards" / "simboot.mpy", self.rom / "simboot.mpy")
         make_image(self.image, self.mpy, self.config, self.blocks)
-        self._edge_i = 0
 
     # ---- running ---------------------------------------------------------
-    def run(self, until_ms: int, cuts: list[int] | tuple[int, ...] = (), cut_cause: int = 0) -> None:
+    def run(self, until_ms: int, cuts: list[int] | tuple[int, ...] = (), cut_cause: int = 0,
+            hangs: list[int] | tuple[int, ...] = ()) -> None:
         """Run the station until virtual ``until_ms``, cutting power at each of ``cuts``.
 
         ``cut_cause``: the reset cause the board reads after a cut (0 power-on, 5 brownout).
+        ``hangs``: from each of these virtual ms on, the level ADC hangs: the firmware's
+        next read of it never returns (a wedged driver), so only the watchdog gets the
+        board going again. A watchdog reset due after ``until_ms`` still happens, at its time.
         """
         pending = sorted(c for c in cuts if c > self.vms)
+        self._hangs = sorted([*self._hangs, *hangs])
         cause = 0 if self.boots == 0 else 1
         while self.vms < until_ms:
             cut = pending.pop(0) if pending and pending[0] < until_ms else None
@@ -185,6 +173,8 @@ class VBoard:
         env.update(HL_FLASH=str(self.image), HL_PORT=str(port), HL_BS=str(BLOCK),
                    MICROPYPATH=f"{self.rom}:.frozen")
         self.boots += 1
+        self._wdt_due = None  # a reset stops the watchdog until the firmware starts it
+        self.wdt_ms = 0
         logf = open(self.workdir / f"vm{self.boots}.log", "w")  # noqa: SIM115
         pre = os.environ.get("HL_VM_PREFIX", "").split()
         proc = subprocess.Popen([*pre, tool("micropython"), "-X", f"heapsize={self.heapsize}",
@@ -248,6 +238,10 @@ class VBoard:
                 if kill_after >= 0:
                     proc.kill()
                     return "cut", 0
+                due = self._wdt_due
+                if due is not None and due < min(target, self._next_event(), until_ms) and (
+                        cut is None or cut > due):
+                    return self._bite(proc, due)  # not fed in time: the board slept through it
                 if target >= until_ms and self._next_event() >= until_ms:
                     self.vms = until_ms
                     return "done", 0
@@ -267,6 +261,19 @@ class VBoard:
             elif kind == b"R":
                 el, t, v, q = struct.unpack("<BIiB", data)
                 self.traces.append(Trace(el, t, None if q in (3, 4) else v, q))
+            elif kind == b"D":
+                (self.wdt_ms,) = struct.unpack("<I", data)
+                self._wdt_due = self.vms + self.wdt_ms
+            elif kind == b"B":
+                # hung in a driver: nothing runs until the watchdog bites (or the power goes)
+                self._hangs.pop(0)
+                if self._wdt_due is None:
+                    raise SimError(self._crash(proc, "the board hung and has no watchdog"))
+                if cut is not None and cut <= self._wdt_due:
+                    self.vms = max(self.vms, cut)
+                    proc.kill()
+                    return "cut", 0
+                return self._bite(proc, self._wdt_due)
             elif kind == b"C":
                 (off,) = struct.unpack("<i", data)
                 self.rtc_offset_s = off - self.t0
@@ -276,6 +283,13 @@ class VBoard:
                 return "reset", data[0]
             else:
                 raise SimError(self._crash(proc, f"unknown message {kind!r}"))
+
+    def _bite(self, proc: subprocess.Popen[bytes], due: int) -> tuple[str, int]:
+        """The watchdog resets the board at ``due``: the VM dies where it is (RAM lost)."""
+        proc.kill()
+        self.vms = max(self.vms, due)
+        self.resets.append((self.vms, WATCHDOG))
+        return "reset", WATCHDOG
 
     def _next_event(self) -> int:
         e = self.weather.edges
@@ -305,24 +319,17 @@ class VBoard:
             rx = rx[:MAX_RX]
         w = self.weather
         cfg = self.config
+        pin = int(w.pin_closed(self.vms))
+        if self._hangs and self._hangs[0] <= self.vms:
+            pin |= PIN_HUNG
         head = T_FMT.pack(self.vms, w.level_uv(self.vms, cfg.get("shunt_ohm", 150),
                                                cfg.get("level_4ma_mm", 0),
                                                cfg.get("level_20ma_mm", 10000)),
-                          w.battery(self.vms), w.temperature(self.vms),
-                          int(w.pin_closed(self.vms)), len(edges), len(rx))
+                          w.battery(self.vms), w.temperature(self.vms), pin, len(edges), len(rx))
         offs = b"".join(struct.pack("<H", self.vms - t) for t in edges)
         return head + offs + rx
 
     # ---- reading the results -------------------------------------------------
-    def heap_lines(self) -> list[str]:
-        """The firmware's heap reports, in order."""
-        return [ln for ln in self.log if ln.startswith("heap")]
-
     def flash(self) -> LittleFS:
         """The flash image as it is now."""
         return read_image(self.image, self.blocks)
-
-
-def wall() -> float:
-    """Process CPU + wall helper for reports."""
-    return time.perf_counter()

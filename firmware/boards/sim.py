@@ -5,6 +5,9 @@
 # sensor inputs at that time and any rain-gauge edges and link bytes that
 # arrived (the host stops the clock at the first such event). Link bytes the
 # firmware writes go to the host stamped with the current virtual time.
+# The watchdog is the host's, as a WDT is outside the CPU: started and fed
+# here, it kills and restarts this VM when not fed in time (and a level
+# ADC the host hangs blocks the firmware until it does).
 # Same interface as boards/esp32.py; nothing here imports machine.
 from micropython import const
 import asyncio
@@ -20,7 +23,9 @@ _WRITE = b"W"
 _TRACE = b"R"
 _CLOCK = b"C"
 _RESET = b"X"
-_T_FMT = "<QiHhBBH"  # vms, level_uv, batt_mv, temp, pin, edges, nrx
+_DOG = b"D"
+_HUNG = b"B"
+_T_FMT = "<QiHhBBH"  # vms, level_uv, batt_mv, temp, pin (bit 1: ADC hung), edges, nrx
 _T_LEN = const(20)
 _B_FMT = "<iBI"  # rtc offset s, reset cause, seed
 _B_LEN = const(9)
@@ -48,15 +53,6 @@ class _Pin:
 
     def value(self):
         return 0 if self.closed else 1
-
-
-class _Adc:
-    # the 4-20 mA shunt voltage, in µV
-    def __init__(self):
-        self.uv = 0
-
-    def read_uv(self):
-        return self.uv
 
 
 class Link:
@@ -107,12 +103,13 @@ class Board:
             pass
         self._s = s
         self._hdr = bytearray(_T_LEN)
-        self._hmv = memoryview(self._hdr)
         self._rbuf = bytearray(400)  # rain-gauge edge times, 2 bytes each
         self._rmv = memoryview(self._rbuf)
         self._out = bytearray(3)
         self.rain_pin = _Pin()
-        self.adc = _Adc()
+        self.adc = self  # the level ADC: read_uv() below (no class of its own: heap)
+        self.uv = 0  # the 4-20 mA shunt voltage, in µV
+        self.hung = 0
         # the link's receive buffer stands in for the UART driver's RX ring,
         # which on a board is outside the Python heap: 256 B here (the host
         # sends at most that much per step, sim/vboard.py MAX_RX), not 1 KB
@@ -120,8 +117,6 @@ class Board:
         self._vms = 0
         self.batt = 0
         self.temp = 0
-        self._wdt_ms = 0
-        self._wdt_due = 0
         self._send(_HELLO, b"")
         b = bytearray(_B_LEN)
         self._recv(b)
@@ -162,10 +157,11 @@ class Board:
                 if h:
                     h(self.rain_pin)
         self._vms = vms
-        self.adc.uv = uv
+        self.uv = uv
         self.batt = batt
         self.temp = temp
-        self.rain_pin.closed = pin
+        self.rain_pin.closed = pin & 1
+        self.hung = pin & 2
         if nrx:
             self._recv(self.link._room(nrx))
 
@@ -189,21 +185,17 @@ class Board:
 
     def idle(self, dt):
         # sleep up to dt ms; returns early on an edge or link bytes
-        if self._wdt_ms and self._vms + dt > self._wdt_due:
-            # the watchdog would bite during this sleep: it does
-            dt = self._wdt_due - self._vms
-            if dt <= 0:
-                self.reset(2)
         self._send(_IDLE, struct.pack("<I", dt))
         self._reply()
 
     # ---- watchdog, reset, power
     def wdt_start(self, ms):
-        self._wdt_ms = ms
-        self._wdt_due = self._vms + ms
+        self._wdt = struct.pack("<I", ms)
+        self.wdt_feed()
 
     def wdt_feed(self):
-        self._wdt_due = self._vms + self._wdt_ms
+        # the host restarts its countdown of the timeout (sim/vboard.py)
+        self._send(_DOG, self._wdt)
 
     def reset_cause(self):
         # SPEC §8 codes: 0 power_on, 1 hard, 2 watchdog, 3 deepsleep, 4 soft, 5 brownout
@@ -215,6 +207,13 @@ class Board:
         sys.exit(0)
 
     # ---- sensors and housekeeping
+    def read_uv(self):
+        if self.hung:
+            # a driver that never returns: only the host's watchdog ends this
+            self._send(_HUNG, b"")
+            self._recv(self._out)
+        return self.uv
+
     def battery_mv(self):
         return self.batt
 

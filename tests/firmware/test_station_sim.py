@@ -19,6 +19,8 @@ def test_thirty_days_on_128k_heap_flat(tmp_path: Path) -> None:
     b, peer = station(tmp_path / "s", days=30, seed=11)
     b.run(30 * DAY + 10 * 60_000)
     assert not any("MemoryError" in ln or "Traceback" in ln for ln in b.log), b.log[-20:]
+    # one boot: no watchdog reset where ticks_ms wraps (2^30 ms, at 12.4 and 24.9 days)
+    assert b.boots == 1 and b.resets == [], b.resets
     days = heap_days(b)
     assert len(days) >= 29
     d2 = days[1][1]
