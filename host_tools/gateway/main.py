@@ -47,6 +47,7 @@ def _print_status(path: str) -> int:
         pending = spool.pending_count()
         total = spool.count()
         waiting = spool.commands(waiting_only=True)
+        stations = spool.station_stats()
         spool.close()
     except SpoolError as e:
         return _fail(str(e))
@@ -68,7 +69,6 @@ def _print_status(path: str) -> int:
     rejected = {k: v for k, v in snap.get("rejected", {}).items() if v}
     print("rejected: " + (", ".join(f"{k} {v}" for k, v in rejected.items()) or "none"))
     print(f"commands waiting: {len(waiting)}; TCP connections: {snap.get('connections', 0)}")
-    stations = snap.get("stations", {})
     if stations:
         print(f"\n{'station':>10}  {'last seen':<24} {'frames':>8} {'dup':>6} {'bad crc':>8} "
               f"{'rejected':>8} {'clock off s':>11}  link")

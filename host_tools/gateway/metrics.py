@@ -56,15 +56,22 @@ class Stats:
     links: Counter[str] = field(default_factory=Counter)  # bytes received per link kind
     connections: int = 0
     stations: dict[int, StationStats] = field(default_factory=dict)
+    dirty: set[int] = field(default_factory=set)  # stations changed since the last save
     latency_buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
     latency_sum: float = 0.0
     latency_count: int = 0
 
     def station(self, sid: int) -> StationStats:
+        """The station's counters, to update: marks it for the next save."""
+        self.dirty.add(sid)
         s = self.stations.get(sid)
         if s is None:
             s = self.stations[sid] = StationStats()
         return s
+
+    def station_row(self, sid: int) -> dict[str, Any]:
+        st = self.stations[sid]
+        return asdict(st) | {"bad_crc_rate": round(st.bad_crc_rate(), 6)}
 
     def observe_latency(self, seconds: float) -> None:
         i = 0
@@ -78,7 +85,8 @@ class Stats:
         self.latency_count += 1
 
     def snapshot(self) -> dict[str, Any]:
-        """JSON-able view for ``--status``."""
+        """JSON-able view of the gateway-wide counters for ``--status`` (the stations are
+        saved one row each, only when they change: a national network has 100,000)."""
         return {
             "saved": time.time(), "started": self.started,
             "rejected": {r: self.rejected.get(r, 0) for r in REJECT_REASONS},
@@ -87,10 +95,6 @@ class Stats:
             "forwarded": self.forwarded, "mqtt_connected": self.mqtt_connected,
             "mqtt_error": self.mqtt_error, "spool_pending": self.spool_pending,
             "connections": self.connections,
-            "stations": {
-                str(k): asdict(v) | {"bad_crc_rate": round(v.bad_crc_rate(), 6)}
-                for k, v in sorted(self.stations.items())
-            },
         }
 
 

@@ -25,7 +25,7 @@ from .commands import CommandBook
 from .config import Config, default_client_id
 from .forwarder import ForwarderOptions, ForwarderProcess
 from .inputs import Link, SerialLink, TcpServer
-from .metrics import Stats, StatsCollector
+from .metrics import StationStats, Stats, StatsCollector
 from .pipeline import Duplicate, New, Pipeline, Rejected
 from .spool import Spool, SpoolError, SpoolWriter
 
@@ -188,7 +188,8 @@ class Gateway:
         for sid, seq in seen:
             self.window.seen.setdefault(sid, set()).add(seq)
         saved = await self.writer.call(self.spool.meta, "stats")
-        self._restore_stats(saved)
+        stations = await self.writer.call(self.spool.station_stats)
+        self._restore_stats(saved, stations)
         await self._reload_commands()
         log.info("spool open", extra={"fields": {
             "path": cfg.spool, "stations": len(highest), "window_rows": len(seen)}})
@@ -289,12 +290,20 @@ class Gateway:
         assert self.writer is not None
         self.writer.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                             ("stats", json.dumps(self.stats.snapshot())))
+        dirty, self.stats.dirty = self.stats.dirty, set()
+        for sid in sorted(dirty):
+            if sid in self.stats.stations:
+                self.writer.execute(
+                    "INSERT OR REPLACE INTO station_stats (station, value) VALUES (?, ?)",
+                    (sid, json.dumps(self.stats.station_row(sid))))
 
-    def _restore_stats(self, saved: Any) -> None:
+    def _restore_stats(self, saved: Any, stations: dict[int, Any]) -> None:
         """Counters continue across restarts (last seen, link quality, rejections)."""
+        for sid, st in stations.items():
+            fields = {k: v for k, v in st.items() if k in StationStats.__dataclass_fields__}
+            self.stats.stations[sid] = StationStats(**fields)
         if not isinstance(saved, dict):
             return
-        from .metrics import StationStats
 
         for reason, n in saved.get("rejected", {}).items():
             self.stats.rejected[reason] += int(n)
@@ -302,15 +311,12 @@ class Gateway:
             self.stats.accepted[name] += int(n)
         for key in ("duplicates", "acks", "refused", "forwarded"):
             setattr(self.stats, key, int(saved.get(key, 0)))
-        for sid, st in saved.get("stations", {}).items():
-            fields = {k: v for k, v in st.items() if k in StationStats.__dataclass_fields__}
-            self.stats.stations[int(sid)] = StationStats(**fields)
 
     def state_of(self, station: int) -> dict[str, Any]:
         """The retained ``state`` message of a station."""
         from .payload import iso
 
-        st = self.stats.station(station)
+        st = self.stats.stations.get(station) or StationStats()
         reg = self.registry.get(station)
         out: dict[str, Any] = {
             "v": 1, "station": station, "name": reg.name if reg else None,

@@ -63,6 +63,7 @@ CREATE TABLE IF NOT EXISTS commands (
     PRIMARY KEY (station, id)
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS station_stats (station INTEGER PRIMARY KEY, value TEXT NOT NULL);
 """
 
 SQLITE_FULL = 13
@@ -311,6 +312,11 @@ class Spool:
     def meta(self, key: str) -> Any:
         rows = self._all("SELECT value FROM meta WHERE key = ?", (key,))
         return json.loads(rows[0][0]) if rows else None
+
+    def station_stats(self) -> dict[int, Any]:
+        """The saved per-station counters (``--status``, and a restart)."""
+        return {int(sid): json.loads(v)
+                for sid, v in self._all("SELECT station, value FROM station_stats ORDER BY station")}
 
     def data_version(self) -> int:
         """Changes when another connection (``hydrolink command``) commits."""
