@@ -248,7 +248,7 @@ class GatewayProc:
         reader.start()
         self.readers.append(reader)
         line = self.wait_log("gateway running", 20, after=after)
-        m = re.search(r"listen=\S+:(\d+)", line)
+        m = re.search(r'listen"?[=:] ?"?[^\s":]+:(\d+)', line)  # text or JSON log line
         self.port = int(m.group(1)) if m else 0
         return self
 

@@ -91,7 +91,9 @@ def test_status_and_metrics(tmp_path: Path, broker: Mosquitto, registry: Path,
     from .helpers import free_port
 
     mport = free_port()
-    gw = GatewayProc(tmp_path, registry, broker.url, extra=["--metrics", f"127.0.0.1:{mport}"])
+    sub = Subscriber(broker.port, name="state").start()
+    gw = GatewayProc(tmp_path, registry, broker.url,
+                     extra=["--metrics", f"127.0.0.1:{mport}", "--log-format", "json"])
     gateways.append(gw)
     gw.start()
 
@@ -114,10 +116,21 @@ def test_status_and_metrics(tmp_path: Path, broker: Mosquitto, registry: Path,
     assert "hydrolink_ack_latency_seconds_bucket" in text
     assert 'hydrolink_frames_rejected_total{reason="truncated"} 1.0' in text \
         or 'hydrolink_frames_rejected_total{reason="malformed"} 1.0' in text
+    # the retained per-station state (published every few seconds while the station sends)
+    sub.wait(lambda m: any(t.endswith("/1001/state") for t, _, _ in m), 20, "the state")
+    state = [p for t, p, _ in sub.messages if t.endswith("/1001/state")][-1]
+    assert state["frames"] == 4 and state["last_seq"] == 4 and state["name"] == "station 1001"
+    assert state["bad_crc"] == 0 and isinstance(state["clock_offset_s"], float)
     assert gw.terminate() == 0
     out = hydrolink("gateway", "--status", "--spool", str(gw.spool))
     assert out.returncode == 0, out.stderr
     assert "1001" in out.stdout and "4 accepted" in out.stdout
+    # --log-format json: one JSON object per line, with the event's fields
+    events = [json.loads(line) for line in gw.log if line.startswith("{")]
+    assert len(events) == len(gw.log)
+    rejected = [e for e in events if e["event"] == "frame rejected"]
+    assert rejected and rejected[0]["link"].startswith("tcp:") and "reason" in rejected[0]
+    sub.stop()
 
 
 def test_sighup_reloads_registry(tmp_path: Path, broker: Mosquitto,
@@ -211,7 +224,6 @@ def test_toml_config_file(tmp_path: Path, broker: Mosquitto, registry: Path,
     assert (tmp_path / "from-toml.db").exists()
     assert gw.terminate() == 0
     sub.stop()
-    _ = json
 
 
 def test_serial_ports_that_vanish_are_reopened(tmp_path: Path, broker: Mosquitto,
