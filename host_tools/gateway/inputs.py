@@ -193,10 +193,12 @@ class SerialLink:
 
     def _open(self) -> Any:
         s = self.spec
+        extra: dict[str, Any] = {}
+        if not s.url.startswith("rfc2217:"):  # pyserial's RFC 2217 client has none
+            extra["write_timeout"] = 2
         return serial.serial_for_url(
             s.url, baudrate=s.baudrate, bytesize=s.bytesize, parity=s.parity,
-            stopbits=s.stopbits, rtscts=s.rtscts, xonxoff=s.xonxoff, timeout=0.2,
-            write_timeout=2,
+            stopbits=s.stopbits, rtscts=s.rtscts, xonxoff=s.xonxoff, timeout=0.2, **extra,
         )
 
     def _read_loop(self) -> None:
@@ -204,7 +206,7 @@ class SerialLink:
         while not self.stopping.is_set():
             try:
                 port = self._open()
-            except (serial.SerialException, OSError, ValueError) as e:
+            except Exception as e:  # noqa: BLE001 - whatever the backend raises, retry later
                 log.warning("serial port unavailable", extra={"fields": {
                     "link": self.name, "error": str(e).splitlines()[0], "retry_s": backoff}})
                 self.stopping.wait(backoff)
@@ -230,8 +232,8 @@ class SerialLink:
                             break
                         data += more
                     self.loop.call_soon_threadsafe(self.feed, self, data)
-            except (serial.SerialException, OSError, TypeError, AttributeError) as e:
-                # TypeError/AttributeError: pyserial's socket backend after close
+            except Exception as e:  # noqa: BLE001 - a port failing must not end the thread
+                # (pyserial's socket backend raises TypeError/AttributeError after close)
                 if not self.stopping.is_set():
                     log.warning("serial port lost", extra={"fields": {
                         "link": self.name, "error": str(e).splitlines()[0] if str(e) else
@@ -253,6 +255,6 @@ class SerialLink:
                 continue  # port down: the ACK is lost, the station sends again
             try:
                 port.write(data)
-            except (serial.SerialException, OSError, TypeError, AttributeError) as e:
+            except Exception as e:  # noqa: BLE001 - the reader notices and reopens the port
                 log.warning("serial write failed", extra={"fields": {
                     "link": self.name, "error": str(e) or type(e).__name__}})

@@ -588,3 +588,74 @@ def run(coro: Any, timeout: float = 120) -> Any:
 async def together(*coros: Any) -> list[Any]:
     """``asyncio.gather`` created inside the running loop (for :func:`run`)."""
     return list(await asyncio.gather(*coros))
+
+
+class Rfc2217Server:
+    """A network serial server speaking RFC 2217 (as pyserial's example server does),
+    in front of the slave side of a pty: the gateway reaches it as ``rfc2217://``."""
+
+    def __init__(self, device: str) -> None:
+        import serial
+        import serial.rfc2217
+
+        class PtySerial(serial.Serial):  # a pty has no modem lines
+            cts = dsr = ri = cd = property(lambda self: False)  # type: ignore[assignment]
+
+            def _update_dtr_state(self) -> None:
+                pass
+
+            def _update_rts_state(self) -> None:
+                pass
+
+        self.serial = PtySerial(device, timeout=0.1)
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1)
+        self.port = int(self.sock.getsockname()[1])
+        self.stop = threading.Event()
+        self.baudrates: list[int] = []
+        self._rfc2217 = serial.rfc2217
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"rfc2217://127.0.0.1:{self.port}"
+
+    def _serve(self) -> None:
+        conn, _ = self.sock.accept()
+        conn.settimeout(0.1)
+
+        class Wire:
+            def write(self, data: bytes) -> None:
+                conn.sendall(data)
+
+        manager = self._rfc2217.PortManager(self.serial, Wire())
+
+        def to_network() -> None:
+            while not self.stop.is_set():
+                data = self.serial.read(4096)
+                if data:
+                    conn.sendall(b"".join(manager.escape(data)))
+
+        threading.Thread(target=to_network, daemon=True).start()
+        with conn:
+            while not self.stop.is_set():
+                try:
+                    data = conn.recv(4096)
+                except TimeoutError:
+                    continue
+                except OSError:
+                    return
+                if not data:
+                    return
+                out = b"".join(manager.filter(data))
+                if out:
+                    self.serial.write(out)
+                self.baudrates.append(self.serial.baudrate)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.sock.close()
+        time.sleep(0.15)  # let the threads see the flag before the port closes
+        self.serial.close()

@@ -317,3 +317,33 @@ def test_two_thousand_concurrent_tcp_stations(tmp_path: Path, broker: Mosquitto,
     assert check_delivery(stations, sub.messages) == 4000 * 24
     assert gw.terminate() == 0
     sub.stop()
+
+
+def test_rfc2217_network_serial_server(tmp_path: Path, broker: Mosquitto, registry: Path,
+                                       gateways: list[GatewayProc]) -> None:
+    from .helpers import Rfc2217Server
+
+    pty = PtyPort()
+    server = Rfc2217Server(pty.path)
+    sub = Subscriber(broker.port, name="rfc2217").start()
+    gw = GatewayProc(tmp_path, registry, broker.url, serial=[server.url + "?baudrate=19200"])
+    gateways.append(gw)
+    gw.start()
+    gw.wait_log("serial port open")
+    st = SimStation(1007)
+
+    async def scenario() -> None:
+        conn = await pty.conn(st)
+        for _ in range(5):
+            await conn.send(st.report(), retry=1.0)
+        await conn.close()
+        pty.close_transports()
+
+    run(scenario())
+    sub.wait(lambda m: len(obs_by_key(m)) >= 5, 20, "the frames through RFC 2217")
+    assert check_delivery([st], sub.messages) == 5 * 24
+    assert 19200 in server.baudrates  # the port settings went over the wire
+    assert gw.terminate() == 0
+    sub.stop()
+    server.close()
+    pty.close()
