@@ -7,6 +7,7 @@ import asyncio
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any, NoReturn
 
 from ..registry import RegistryError, load_registry
@@ -124,6 +125,9 @@ def cmd_command(argv: list[str]) -> int:
             reg = load_registry(registry)
             if reg.get(a.station) is None:
                 raise CommandError(f"station {a.station} is not in {registry}")
+        if not Path(spool_path).exists():
+            raise SpoolError(f"spool {spool_path}: no such file; give the gateway's --spool"
+                             " (or --config)")
         spool = Spool(spool_path)
         try:
             cid = spool.queue_command(a.station, op, args)

@@ -91,6 +91,9 @@ def test_command_queued_delivered_answered_and_published(
 
 
 def test_command_line_errors_are_one_line(tmp_path: Path) -> None:
+    out = hydrolink("command", "--spool", str(tmp_path / "typo.db"), "1001", "reboot")
+    assert out.returncode == 1 and "no such file" in out.stderr
+    assert not (tmp_path / "typo.db").exists()
     spool = str(tmp_path / "s.db")
     for argv, needle in [
         (["1001"], "no command"),
