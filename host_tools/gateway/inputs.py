@@ -30,8 +30,11 @@ class Link(Protocol):
     name: str
     station: int | None
     deframer: Deframer
+    bad_streak: int  # rejected frames since the last valid one
 
     def send(self, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
 
 
 Feed = Callable[["Link", bytes], None]
@@ -48,6 +51,7 @@ class TcpLink(asyncio.Protocol):
         self.name = "tcp"
         self.station: int | None = None
         self.deframer = Deframer()
+        self.bad_streak = 0
         self.transport: asyncio.Transport | None = None
         self.last = time.monotonic()
 
@@ -161,6 +165,7 @@ class SerialLink:
         self.name = f"serial:{spec.url}"
         self.station: int | None = None
         self.deframer = Deframer()
+        self.bad_streak = 0
         self.feed = feed
         self.loop = loop
         self.port: Any = None
@@ -186,6 +191,9 @@ class SerialLink:
         if port is not None:
             with contextlib.suppress(Exception):  # not every backend can cancel a read
                 port.cancel_read()
+
+    def close(self) -> None:
+        """A serial line cannot be hung up on; its noise is only counted."""
 
     def join(self, timeout: float = 2.0) -> None:
         self._reader.join(timeout)

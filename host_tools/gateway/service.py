@@ -34,6 +34,7 @@ log = logging.getLogger("hydrolink.gateway")
 STATS_EVERY = 5.0      # seconds between status snapshots into the spool
 COMMANDS_EVERY = 1.0   # seconds between checks for newly queued commands
 PRUNE_EVERY = 600.0
+MAX_BAD_STREAK = 200   # rejected frames in a row after which a TCP connection is closed
 DRAIN_ON_STOP = 3.0    # seconds SIGTERM waits for the forwarder to empty the spool
 
 
@@ -98,14 +99,23 @@ class Gateway:
         for item in link.deframer.feed(data):
             if isinstance(item, FrameError):
                 self.pipeline.deframe_error(item, link.name, link.station)
+                ok = False
             else:
-                self.handle(link, item)
+                ok = self.handle(link, item)
+            link.bad_streak = 0 if ok else link.bad_streak + 1
+            if link.bad_streak == MAX_BAD_STREAK and link.name.startswith("tcp:"):
+                # a TCP peer that sends nothing valid is not a station (or is broken)
+                log.warning("connection closed", extra={"fields": {
+                    "link": link.name, "reason": f"{MAX_BAD_STREAK} bad frames in a row"}})
+                link.close()
+                return
 
-    def handle(self, link: Link, raw: bytes) -> None:
+    def handle(self, link: Link, raw: bytes) -> bool:
+        """One raw frame; False if it was rejected."""
         t0 = time.perf_counter()
         verdict = self.pipeline.check(raw, link.name, link.station)
         if isinstance(verdict, Rejected):
-            return
+            return False
         frame = verdict.frame
         link.station = frame.station
         key = (frame.station, frame.seq)
@@ -113,11 +123,11 @@ class Gateway:
         if inflight is not None:
             # Sent again before its first copy was on disk: ACK when that commit lands.
             inflight.add_done_callback(lambda f: self._after_commit(f, link, frame, t0, False))
-            return
+            return True
         if isinstance(verdict, Duplicate):
             self.pipeline.duplicate(frame, link.name, time.time())
             self._ack(link, frame, t0)
-            return
+            return True
         assert isinstance(verdict, New) and self.writer is not None
         if isinstance(frame.body, Results):
             now = time.time()
@@ -130,6 +140,7 @@ class Gateway:
         self.pending[key] = fut
         received = verdict.record.received
         fut.add_done_callback(lambda f: self._stored(f, link, frame, t0, received))
+        return True
 
     def _stored(self, fut: asyncio.Future[None], link: Link, frame: Frame, t0: float,
                 received: float) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import signal
 from pathlib import Path
 
@@ -347,3 +348,28 @@ def test_rfc2217_network_serial_server(tmp_path: Path, broker: Mosquitto, regist
     sub.stop()
     server.close()
     pty.close()
+
+
+def test_a_peer_sending_only_garbage_is_disconnected(tmp_path: Path, registry: Path,
+                                                     gateways: list[GatewayProc]) -> None:
+    gw = GatewayProc(tmp_path, registry, None)
+    gateways.append(gw)
+    gw.start()
+    rng = random.Random(7)
+
+    async def scenario() -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+        honest = SimStation(1001)
+        conn, w = await tcp_conn(honest, gw.port)
+        for _ in range(250):  # 250 "frames" of noise, each ending in a delimiter
+            writer.write(bytes(rng.randrange(1, 256) for _ in range(40)) + b"\x00")
+        rest = await asyncio.wait_for(reader.read(), 10)  # EOF: closed by the gateway
+        await conn.send(honest.report())  # the other connection is fine
+        await conn.close()
+        w.close()
+        writer.close()
+        return rest
+
+    assert run(scenario()) == b""
+    gw.wait_log("bad frames in a row")
+    assert gw.terminate() == 0
