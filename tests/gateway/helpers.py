@@ -326,6 +326,7 @@ class SimStation:
     acked: set[int] = field(default_factory=set)
     commands: list[c.Command] = field(default_factory=list)
     ack_times: list[int] = field(default_factory=list)
+    sends: int = 0  # frames written, retransmissions included
 
     def __post_init__(self) -> None:
         self.key = self.key or station_key(self.sid)
@@ -413,6 +414,7 @@ class Conn:
                 raise ConnectionError("the gateway closed the connection")
             wire = c.wrap(raw)
             self.write(mangle(wire) if mangle else wire)
+            self.station.sends += 1
             try:
                 ack = await asyncio.wait_for(asyncio.shield(fut), retry)
             except TimeoutError:
