@@ -172,7 +172,9 @@ class MosquittoSub:
     """The ``mosquitto_sub`` command, one ``topic payload`` line per message."""
 
     def __init__(self, port: int, topic: str = "hydrolink/v1/#") -> None:
-        exe = shutil.which("mosquitto_sub") or "/usr/bin/mosquitto_sub"
+        exe = shutil.which("mosquitto_sub")
+        if exe is None:
+            raise AssertionError("mosquitto_sub not found: apt-get install mosquitto-clients")
         self.proc = subprocess.Popen(
             [*_line_buffered(), exe, "-h", "127.0.0.1", "-p", str(port), "-t", topic, "-q", "1", "-v", "-c",
              "-i", f"test-msub-{port}", "-k", "5"],
