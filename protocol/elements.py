@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 TABLE = Path(__file__).with_name("elements.csv")
@@ -29,6 +30,7 @@ class Element:
         return round(value / self.scale)
 
 
+@cache
 def _decimals(scale: float) -> int:
     text = f"{scale:.10f}".rstrip("0")
     return len(text.split(".")[1]) if "." in text else 0

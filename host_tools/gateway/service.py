@@ -195,9 +195,9 @@ class Gateway:
         self.tasks.append(asyncio.create_task(self.writer.run(), name="spool"))
         highest, seen = await self.writer.call(self.spool.window)
         for sid, h in highest.items():
-            self.window.highest[sid] = h
+            self.window.accept(sid, h)
         for sid, seq in seen:
-            self.window.seen.setdefault(sid, set()).add(seq)
+            self.window.accept(sid, seq)
         saved = await self.writer.call(self.spool.meta, "stats")
         stations = await self.writer.call(self.spool.station_stats)
         self._restore_stats(saved, stations)
