@@ -3,6 +3,15 @@
 # shunt on an ADC (read_uv), the data link on UART2, battery on an ADC
 # divider, RTC for hydrolink time, WDT, lightsleep when no task is due.
 # Pins are this module's constants: one place to change for another PCB.
+#
+# Light sleep gates the GPIO and UART clocks: an edge IRQ does not fire and
+# UART RX bytes are lost while the chip sleeps. So (idle() below):
+# - the rain pin is also an EXT0 wake source (RTC IO): armed on low while the
+#   switch is open, a closure wakes the chip and the wake counts as an edge;
+#   armed on high while it is closed, so the release wakes it to re-arm (a
+#   switch stuck closed arms nothing that fires: no wake storm, no counting);
+# - after a frame is written the board stays out of light sleep for
+#   _ACK_MS (or until the time given to awake()), so the ACK is received.
 from micropython import const
 import asyncio
 import gc
@@ -10,7 +19,12 @@ import os
 import time
 import machine
 
-_RAIN_PIN = const(27)
+try:
+    import esp32
+except ImportError:
+    esp32 = None  # type: ignore[assignment]
+
+_RAIN_PIN = const(27)  # an RTC GPIO: EXT0 wake needs one (0, 2, 4, 12-15, 25-27, 32-39)
 _LEVEL_ADC = const(34)
 _BATT_ADC = const(35)
 _BATT_DIV = const(11)  # 100k/10k divider
@@ -18,6 +32,9 @@ _UART_ID = const(2)
 _TX = const(17)
 _RX = const(16)
 _EPOCH_2000 = const(757382400)  # hydrolink epoch (2024) - MicroPython epoch (2000), s
+_ACK_MS = const(30000)  # awake after a write: the default ack_timeout_s
+_SLICE_MS = const(20)  # awake idle polls the link and the rain pin this often
+_BROWN_MV = const(11500)  # the default batt_shed_mv (the board is built before the config is read)
 
 NAME = "esp32"
 
@@ -30,20 +47,47 @@ class _Adc:
         return self.adc.read_uv()
 
 
+class _RainPin:
+    # machine.Pin plus the handler the station registers, so that a wake by
+    # the pin (EXT0) can be counted as the edge the clock-gated GPIO missed
+    def __init__(self):
+        self.pin = machine.Pin(_RAIN_PIN, machine.Pin.IN, machine.Pin.PULL_UP)
+        self.handler = None
+
+    def irq(self, handler=None, trigger=0):
+        self.handler = handler
+        return self.pin.irq(handler=handler, trigger=trigger)
+
+    def value(self):
+        return self.pin.value()
+
+
 class Link:
-    # UART as an OSError-only transport; the RX-idle IRQ sets the flag
+    # UART as an OSError-only transport; the RX-idle IRQ sets the flag. On
+    # firmware without IRQ_RXIDLE the board's idle() polls any() before and
+    # after every sleep and sets the flag itself (poll() below).
     def __init__(self):
         self.uart = machine.UART(_UART_ID, 9600, tx=_TX, rx=_RX, rxbuf=2048, timeout=0)
         self.flag = asyncio.ThreadSafeFlag()
+        self.polled = False
+        self.until = time.ticks_ms()  # no light sleep before this (an ACK is due)
         try:
             self.uart.irq(self._irq, machine.UART.IRQ_RXIDLE)
         except (AttributeError, ValueError):
-            pass  # older firmware: the uplink polls any() on each wake
+            self.polled = True
 
     def _irq(self, u):
         self.flag.set()
 
+    def poll(self):
+        # -> bytes waiting; sets the flag when no IRQ does
+        n = self.uart.any()
+        if n and self.polled:
+            self.flag.set()
+        return n
+
     def write(self, data):
+        self.until = time.ticks_add(time.ticks_ms(), _ACK_MS)
         return self.uart.write(data)
 
     def any(self):
@@ -55,12 +99,13 @@ class Link:
 
 class Board:
     def __init__(self):
-        self.rain_pin = machine.Pin(_RAIN_PIN, machine.Pin.IN, machine.Pin.PULL_UP)
+        self.rain_pin = _RainPin()
         self.adc = _Adc(_LEVEL_ADC)
         self._batt = _Adc(_BATT_ADC)
         self.link = Link()
         self._rtc = machine.RTC()
         self._wdt = None
+        self._armed = -1  # EXT0 level armed: 0 low (open switch), 1 high (closed), -1 none
         self.cause = self._cause()
 
     def flag(self):
@@ -79,15 +124,41 @@ class Board:
         tm = time.gmtime(t + _EPOCH_2000)
         self._rtc.datetime((tm[0], tm[1], tm[2], tm[6], tm[3], tm[4], tm[5], 0))
 
-    def idle(self, dt):
-        # lightsleep keeps RAM and the RTC; the rain pin wakes it (tips are
-        # never missed) and a UART frame in flight keeps it awake
-        if self.link.any():
+    def awake(self, until_ms):
+        # no light sleep before ticks until_ms: the uplink calls this while it
+        # waits for an ACK (the UART does not receive in light sleep)
+        self.link.until = until_ms
+
+    def _arm(self):
+        # EXT0 on the level that means "changed": low while open, high while closed
+        if esp32 is None:
             return
-        if dt > 20:
+        want = 0 if self.rain_pin.value() else 1
+        if want != self._armed:
+            esp32.wake_on_ext0(self.rain_pin.pin, esp32.WAKEUP_ANY_HIGH if want else esp32.WAKEUP_ALL_LOW)
+            self._armed = want
+
+    def idle(self, dt):
+        # sleep up to dt ms; returns early on a rain closure or link bytes
+        link = self.link
+        if link.poll():
+            return
+        if dt > 20 and time.ticks_diff(link.until, time.ticks_ms()) <= 0:
+            self._arm()
+            armed = self._armed
             machine.lightsleep(dt)
-        elif dt > 0:
-            time.sleep_ms(dt)
+            if armed == 0 and machine.wake_reason() == machine.EXT0_WAKE:
+                h = self.rain_pin.handler
+                if h:
+                    h(self.rain_pin)  # the closure the gated GPIO did not see
+        else:
+            # awake (ACK due, or a short wait): the UART and the edge IRQ
+            # work; return as soon as bytes come in
+            while dt > 0 and not link.poll():
+                s = dt if dt < _SLICE_MS else _SLICE_MS
+                time.sleep_ms(s)
+                dt -= s
+        link.poll()
 
     def wdt_start(self, ms):
         self._wdt = machine.WDT(timeout=ms)
@@ -106,7 +177,13 @@ class Board:
             return 4
         if c == machine.HARD_RESET:
             return 1
-        return 0  # PWRON_RESET (a brownout reads as power-on on the ESP32 port)
+        # PWRON_RESET: the ESP32 port reports a brownout as power-on. A
+        # power-on with the battery below the shed threshold is taken as a
+        # brownout (power.py then starts in SHED and backs off); a real
+        # power-on with a flat battery is treated the same, which is right
+        if self.battery_mv() < _BROWN_MV:
+            return 5
+        return 0
 
     def reset_cause(self):
         return self.cause
@@ -119,9 +196,8 @@ class Board:
 
     def temperature(self):
         try:
-            import esp32
             return (esp32.raw_temperature() - 32) * 50 // 9  # degF -> 0.1 degC
-        except (ImportError, AttributeError):
+        except AttributeError:  # no esp32 module (None), or no sensor on this chip
             return 0
 
     def rand(self, n):
