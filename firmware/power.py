@@ -76,12 +76,16 @@ def holdoff(reset_cause, seed, holdoff_s, brownouts=0):
 def backoff(attempt, seed, base, cap):
     # retry delay after `attempt` failures (0 = the first): base * 2^attempt
     # capped at cap, the upper half random, so retries spread out
-    a = attempt if attempt < 20 else 20
-    d = base << a
+    # doubled only while below cap: base << 20 went beyond small ints
+    d = base
+    for _ in range(attempt if attempt < 30 else 30):
+        if d >= cap:
+            break
+        d <<= 1
     if d > cap:
         d = cap
     h = d // 2
-    return d - h + jitter(seed + attempt, h + 1)
+    return d - h + jitter(seed ^ attempt, h + 1)  # xor: seed + attempt could pass 2^30
 
 
 class Power:

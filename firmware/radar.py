@@ -27,7 +27,7 @@ def crc16(buf, n):
 
 
 class ModbusRadar:
-    # uart: an object with write(buf) and readinto(buf) -> n or None (the
+    # uart: an object with any(), write(buf) and readinto(buf) -> n or None (the
     # board's machine.UART with a timeout of ~200 ms and RS-485 direction
     # handled by the board; the simulator gives its own). Buffers are made
     # once. A reply is 5 + 2*regs bytes: addr, 0x03, byte count, data, CRC.
@@ -82,8 +82,18 @@ class ModbusRadar:
             v = (v << 16) | (buf[5] << 8) | buf[6]
         return v
 
+    def drain(self):
+        # drop whatever is in the RX buffer: a late reply to an earlier
+        # request (or line noise) must not be taken as the answer to this one
+        u = self.uart
+        rsp = self._rsp
+        while u.any():
+            if not u.readinto(rsp):
+                break
+
     def read_mm(self):
         try:
+            self.drain()
             self.uart.write(self._req)
             n = self.uart.readinto(self._rx)
         except OSError:

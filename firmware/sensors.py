@@ -18,7 +18,7 @@ except ImportError:  # CPython (tests, host tools): const(x) is x
 
 # SensorError codes (why); every one is recorded as quality "fault" (SPEC §5.3)
 OPEN_LOOP = const(1)  # loop current < 3.6 mA: broken wire, dead sensor
-OVER_RANGE = const(2)  # loop current > 20.5 mA: shorted or flooded sensor
+OVER_RANGE = const(2)  # loop current > 20.5 mA (shorted or flooded sensor), or the ADC at full scale
 NO_ANSWER = const(3)  # bus read failed or timed out
 BAD_REPLY = const(4)  # reply with a bad CRC, wrong address, or an exception code
 STUCK = const(5)  # rain gauge switch closed for longer than stuck_ms
@@ -38,8 +38,13 @@ class SensorError(Exception):
 
 
 def ticks_diff(a, b):
-    # a - b for ticks that wrap at 2^30, as time.ticks_diff (also on CPython)
-    return ((a - b + _TICKS_HALF) & _TICKS_MASK) - _TICKS_HALF
+    # a - b for ticks that wrap at 2^30, as time.ticks_diff (also on CPython).
+    # Every intermediate stays within +-2^30 (small ints on a 32-bit board:
+    # a - b + 2^29 did not, after 6.2 days, and allocated in the rain IRQ)
+    d = (a - b) & _TICKS_MASK
+    if d >= _TICKS_HALF:
+        d = d - _TICKS_MASK - 1
+    return d
 
 
 def ticks_add(a, d):
@@ -142,6 +147,8 @@ class RainGauge:
 class Level420:
     # adc: any object with read_uv() -> microvolts across the shunt (the
     # board wraps machine.ADC, the simulator gives its own). µV / Ω = µA.
+    # A reading at or above adc_max_uv is the ADC at full scale, not a
+    # current: OVER_RANGE (the ESP32 at 11 dB is specified to ~2450 mV)
 
     def __init__(self, adc, cfg):
         self.adc = adc
@@ -155,6 +162,7 @@ class Level420:
         self.datum = cfg["datum_mm"]
         self.gain = cfg["cal_gain"]
         self.offset = cfg["cal_offset_mm"]
+        self.adc_max = cfg["adc_max_uv"]
 
     def read_ua(self):
         # loop current in µA, averaged over a few reads; SensorError on failure
@@ -164,8 +172,11 @@ class Level420:
                 s += self.adc.read_uv()
         except OSError:
             raise SensorError(NO_ANSWER)
-        ua = (s // _READS) // self.shunt
+        uv = s // _READS
+        ua = uv // self.shunt
         self.ua = ua
+        if uv >= self.adc_max:
+            raise SensorError(OVER_RANGE)  # clipped: the current is unknown
         if ua < _UA_MIN:
             raise SensorError(OPEN_LOOP)
         if ua > _UA_MAX:

@@ -108,7 +108,7 @@ class Weather:
         f = (ms % MS_PER_MIN) / MS_PER_MIN
         return self._level[i] * (1 - f) + self._level[i + 1] * f
 
-    def level_uv(self, ms: int, shunt_ohm: int = 150, lo_mm: int = 0, hi_mm: int = 10_000) -> int:
+    def level_uv(self, ms: int, shunt_ohm: int = 100, lo_mm: int = 0, hi_mm: int = 10_000) -> int:
         """Shunt voltage (µV) of the 4-20 mA transducer at ``ms``."""
         ua = 4000 + (self.level_mm(ms) - lo_mm) * 16000 / (hi_mm - lo_mm)
         return int(round(ua * shunt_ohm))

@@ -40,6 +40,7 @@ EDGE_BUNDLE_MS = 40
 MAX_RX = 256  # link bytes per lockstep reply: the board's link buffer (boards/sim.py)
 PIN_HUNG = 2  # header pin byte: the level ADC hangs (bit 0: the rain switch is closed)
 WATCHDOG = 2  # reset cause after a watchdog reset (SPEC §8)
+SHUNT_OHM = 100  # the firmware's default shunt_ohm (firmware/config.py)
 
 
 class SimError(Exception):
@@ -312,17 +313,19 @@ class VBoard:
         self.vms = max(ms, self.vms)
         rx = b""
         while self._rx and self._rx[0][0] <= self.vms and len(rx) < MAX_RX:
-            _, _, b = heapq.heappop(self._rx)
+            at, n, b = heapq.heappop(self._rx)
             rx += b
-        if len(rx) > MAX_RX:
-            heapq.heappush(self._rx, (self.vms, 0, rx[MAX_RX:]))
-            rx = rx[:MAX_RX]
+            if len(rx) > MAX_RX:
+                # the rest of this chunk goes first next time: under its own
+                # key, which sorts before every chunk still pending
+                heapq.heappush(self._rx, (at, n, rx[MAX_RX:]))
+                rx = rx[:MAX_RX]
         w = self.weather
         cfg = self.config
         pin = int(w.pin_closed(self.vms))
         if self._hangs and self._hangs[0] <= self.vms:
             pin |= PIN_HUNG
-        head = T_FMT.pack(self.vms, w.level_uv(self.vms, cfg.get("shunt_ohm", 150),
+        head = T_FMT.pack(self.vms, w.level_uv(self.vms, cfg.get("shunt_ohm", SHUNT_OHM),
                                                cfg.get("level_4ma_mm", 0),
                                                cfg.get("level_20ma_mm", 10000)),
                           w.battery(self.vms), w.temperature(self.vms), pin, len(edges), len(rx))

@@ -78,6 +78,16 @@ def test_backoff_bounds():
         assert full - full // 2 <= d <= full, (attempt, d)
 
 
+def test_backoff_stays_within_small_ints():
+    # base << 20 passed 2^30 (an allocation on a 32-bit board): every value
+    # now stays below 2 * cap, however many attempts
+    for base, cap in ((3600, 86400), (1, 86400), (10, 900), (3600, 3600)):
+        for attempt in (0, 1, 5, 20, 21, 40, 1000, 0x3FFFFFFF):
+            d = power.backoff(attempt, 0x3FFFFFFF, base, cap)
+            assert cap - cap // 2 <= d <= cap or attempt < 20, (base, cap, attempt, d)
+            assert 0 < d <= cap
+
+
 def test_jitter_range():
     for n in (0, 1, 2, 7, 3600):
         for seed in (0, 1, -5, 2 ** 40, 12345):

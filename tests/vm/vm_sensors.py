@@ -116,40 +116,54 @@ def level_cfg(**kw):
 
 def test_level420_conversion():
     adc = FakeADC(0)
-    lv = sensors.Level420(adc, level_cfg(shunt_ohm=150, level_4ma_mm=0, level_20ma_mm=10000))
-    adc.uv = 4000 * 150  # 4 mA
+    lv = sensors.Level420(adc, level_cfg(shunt_ohm=100, level_4ma_mm=0, level_20ma_mm=10000))
+    adc.uv = 4000 * 100  # 4 mA
     assert lv.read_mm() == 0
-    adc.uv = 12000 * 150
+    adc.uv = 12000 * 100
     assert lv.read_mm() == 5000
-    adc.uv = 20000 * 150
+    adc.uv = 20000 * 100
     assert lv.read_mm() == 10000
-    adc.uv = 4016 * 150  # 16 µA = 10 mm
+    adc.uv = 4016 * 100  # 16 µA = 10 mm
     assert lv.read_mm() == 10
     assert lv.ua == 4016
 
 
 def test_level420_datum_gain_offset():
     adc = FakeADC(12000 * 250)
-    cfg = level_cfg(shunt_ohm=250, level_4ma_mm=0, level_20ma_mm=20000,
+    cfg = level_cfg(shunt_ohm=250, level_4ma_mm=0, level_20ma_mm=20000, adc_max_uv=5000000,
                     datum_mm=55000, cal_gain=10100, cal_offset_mm=-25)
     lv = sensors.Level420(adc, cfg)
     assert lv.read_mm() == 55000 - 25 + 10100  # 10 m of water x 1.01
-    lv.configure(level_cfg(shunt_ohm=250, level_4ma_mm=1000, level_20ma_mm=-1000))
+    lv.configure(level_cfg(shunt_ohm=250, level_4ma_mm=1000, level_20ma_mm=-1000, adc_max_uv=5000000))
     assert lv.read_mm() == 0  # an inverted range works too
 
 
 def test_level420_faults():
-    adc = FakeADC(3500 * 150)
-    lv = sensors.Level420(adc, level_cfg())
+    adc = FakeADC(3500 * 100)
+    lv = sensors.Level420(adc, level_cfg())  # the default shunt: 100 ohm
     assert raises(SensorError, lv.read_mm).code == sensors.OPEN_LOOP
     adc.uv = 0
     assert raises(SensorError, lv.read_mm).code == sensors.OPEN_LOOP
-    adc.uv = 21000 * 150
+    adc.uv = 21000 * 100
     assert raises(SensorError, lv.read_mm).code == sensors.OVER_RANGE
-    adc.uv = 20400 * 150  # a little above 20 mA: above range, still a value
+    adc.uv = 20400 * 100  # a little above 20 mA: above range, still a value
     assert lv.read_mm() == 10250
     adc.fail = True
     assert raises(SensorError, lv.read_mm).code == sensors.NO_ANSWER
+
+
+def test_level420_adc_full_scale_is_over_range():
+    # 150 ohm at 17 mA = 2.55 V: beyond the ESP32 ADC's 2.45 V at 11 dB, the
+    # reading is clipped, so it is not a level (it was taken as ~81 % of span)
+    adc = FakeADC(2450000)
+    lv = sensors.Level420(adc, level_cfg(shunt_ohm=150))
+    assert raises(SensorError, lv.read_mm).code == sensors.OVER_RANGE
+    adc.uv = 2449000  # 16.3 mA, just below full scale: a value
+    assert lv.read_mm() == 7704
+    assert config.DEFAULTS["shunt_ohm"] * 20500 < config.DEFAULTS["adc_max_uv"]  # the default fits
+    lv.configure(level_cfg(shunt_ohm=150, adc_max_uv=3300000))  # an ADC that goes higher
+    adc.uv = 17000 * 150
+    assert lv.read_mm() == 8125
 
 
 def test_muldiv_rounds_and_stays_small():
@@ -166,22 +180,30 @@ def test_crc16_modbus_check_value():
 
 
 class FakeUART:
+    # .rx: bytes in the receive buffer before the request (a stale reply);
+    # .reply: what the slave answers to a request
     def __init__(self):
         self.sent = []
         self.reply = b""
+        self.rx = b""
         self.fail = False
+
+    def any(self):
+        return len(self.rx)
 
     def write(self, buf):
         if self.fail:
             raise OSError(110)
         self.sent.append(bytes(buf))
+        self.rx += self.reply
         return len(buf)
 
     def readinto(self, buf):
-        n = min(len(buf), len(self.reply))
+        n = min(len(buf), len(self.rx))
         if n == 0:
             return None  # timeout
-        buf[:n] = self.reply[:n]
+        buf[:n] = self.rx[:n]
+        self.rx = self.rx[n:]
         return n
 
 
@@ -231,6 +253,20 @@ def test_modbus_faults():
     assert raises(SensorError, r.read_mm).code == sensors.NO_ANSWER
 
 
+def test_modbus_stale_reply_is_drained():
+    # a reply that came after the last read timed out (or noise) sits in the
+    # RX buffer: it must not be taken as the answer to the next request
+    u = FakeUART()
+    r = radar.ModbusRadar(u, level_cfg(level_sensor="radar", radar_distance=False))
+    u.rx = reply(1, 3, [0x00, 0x11]) + b"\x00\xff"  # late reply + noise
+    u.reply = reply(1, 3, [0x00, 0x7B])
+    assert r.read_mm() == 0x7B
+    assert u.rx == b""
+    u.rx = reply(1, 3, [0x00, 0x11])
+    u.reply = b""  # no answer now: NO_ANSWER, not the stale 0x11
+    assert raises(SensorError, r.read_mm).code == sensors.NO_ANSWER
+
+
 def test_make_level_picks_the_driver():
     assert isinstance(sensors.make_level(level_cfg(), adc=FakeADC(0)), sensors.Level420)
     assert isinstance(sensors.make_level(level_cfg(level_sensor="radar"), uart=FakeUART()),
@@ -246,6 +282,28 @@ def test_irq_handler_allocates_nothing():
     gc.collect()
     before = gc.mem_alloc()
     for t in range(0, 100000, 7):
+        g.on_edge(t)
+    assert gc.mem_alloc() == before, gc.mem_alloc() - before
+
+
+def test_irq_handler_allocates_nothing_days_after_the_last_tip():
+    # a - b + 2^29 passed 2^30 (no small int on a 32-bit board) once the last
+    # tip was more than 2^29 ms (6.2 days) before: ticks_diff must not
+    for last, now in ((0, 0x20000005), (0x3FFFFF00, 0x1FFFFF00), (5, 0x3FFFFFFF)):
+        d = sensors.ticks_diff(now, last)
+        assert -0x20000000 <= d < 0x20000000
+    assert sensors.ticks_diff(0x20000005, 0) == -0x1FFFFFFB
+    assert sensors.ticks_diff(0x1FFFFFFF, 0) == 0x1FFFFFFF
+    assert sensors.ticks_diff(0x20000000, 0) == -0x20000000
+    if not on_micropython():
+        return
+    import gc
+    g = sensors.RainGauge(200, 10000)
+    g.on_edge(0x3FFFFFF0)
+    edges = [(0x3FFFFFF0 + k * 0x7654321) & 0x3FFFFFFF for k in range(1, 200)]
+    gc.collect()
+    before = gc.mem_alloc()
+    for t in edges:
         g.on_edge(t)
     assert gc.mem_alloc() == before, gc.mem_alloc() - before
 
