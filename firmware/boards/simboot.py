@@ -11,8 +11,11 @@ import vfs
 
 class FileBlockDev:
     # the extended block protocol of os.VfsLfs2 over an image file. The
-    # unix port's files are unbuffered, so a kill -9 of the VM loses at most
-    # the block being written: a torn program, as on a power cut.
+    # unix port's files are unbuffered: each writeblocks is one write(2),
+    # which a kill -9 never interrupts part-way. So a simulated power cut
+    # lands between two block writes (littlefs's copy-on-write and commit
+    # order are exercised), never inside one: a torn or half-programmed
+    # block, as a real power cut can leave, is not tested by the cut tests.
     def __init__(self, path, bs):
         self.f = open(path, "r+b")
         self.bs = bs
