@@ -70,7 +70,7 @@ class Link:
         self.uart = machine.UART(_UART_ID, 9600, tx=_TX, rx=_RX, rxbuf=2048, timeout=0)
         self.flag = asyncio.ThreadSafeFlag()
         self.polled = False
-        self.until = time.ticks_ms()  # no light sleep before this (an ACK is due)
+        self.until = None  # ticks: no light sleep before this (an ACK is due)
         try:
             self.uart.irq(self._irq, machine.UART.IRQ_RXIDLE)
         except (AttributeError, ValueError):
@@ -143,7 +143,9 @@ class Board:
         link = self.link
         if link.poll():
             return
-        if dt > 20 and time.ticks_diff(link.until, time.ticks_ms()) <= 0:
+        if link.until is not None and time.ticks_diff(link.until, time.ticks_ms()) <= 0:
+            link.until = None  # passed: cleared, as ticks_diff of an old one wraps after 6 days
+        if dt > 20 and link.until is None:
             self._arm()
             armed = self._armed
             machine.lightsleep(dt)
@@ -153,8 +155,10 @@ class Board:
                     h(self.rain_pin)  # the closure the gated GPIO did not see
         else:
             # awake (ACK due, or a short wait): the UART and the edge IRQ
-            # work; return as soon as bytes come in
-            while dt > 0 and not link.poll():
+            # work; return as soon as bytes come in or the rain pin changes
+            pin = self.rain_pin.pin
+            lvl = pin.value()
+            while dt > 0 and not link.poll() and pin.value() == lvl:
                 s = dt if dt < _SLICE_MS else _SLICE_MS
                 time.sleep_ms(s)
                 dt -= s
