@@ -138,6 +138,12 @@ class Alarms:
         if r.n != lw // ri + 1 or r.ri != ri:
             self._level_ring = _Ring(lw // ri + 1, ri)
 
+    def retime(self):
+        # the clock stepped: the windows' values stay (they are recent), the
+        # time of their newest slot restarts
+        self._rain_ring.last = None
+        self._level_ring.last = None
+
     @property
     def in_alarm(self):
         for r in self._rules:

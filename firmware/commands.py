@@ -1,4 +1,5 @@
-# hydrolink commands (SPEC §7), run by the uplink for each new command id:
+# hydrolink commands (SPEC §7), run by the uplink for each new command id
+# (run: the ACK's commands -> a result frame):
 # set/get configuration, resend a time range, test report, reboot, status.
 # Imported on demand and dropped after (station.command), with config.py.
 from micropython import const
@@ -13,6 +14,59 @@ import sensors
 CONFIG = "config.json"
 _REC = const(16)  # store.py's record size and records per segment (its layout)
 _PER = const(256)
+
+
+def run(app, cmds):
+    # each id at most once (SPEC §6): ids at or below the highest run get
+    # their stored result again
+    up = app.uplink
+    st = app.store
+    out = []
+    for c in cmds:
+        cid = c[0]
+        if cid <= st.cmd:
+            r = None
+            for x in st.res:
+                if x[0] == cid:
+                    r = x
+                    break
+            # its result is gone (or a power cut came between running
+            # it and keeping the result): it may or may not have run
+            out.append(r if r is not None else [cid, 3, "result lost"])
+            continue
+        st.cmd = cid  # persisted before it runs: at most once, power cuts too
+        st.cnt[9] += 1
+        st.save()
+        r = command(app, cid, c[1], c[2] if len(c) > 2 else None)
+        st.res.append(r)
+        if len(st.res) > 8:
+            st.res.pop(0)
+        out.append(r)
+    if not out:
+        return
+    results = out
+    mf = app.cfg["max_frame"]
+
+    def enc(buf, seq):
+        # a detail that does not fit max_frame (get_config on a small-frame
+        # link) becomes a failed result (kept so, and answered so again)
+        try:
+            n = frame.encode_result(buf, app.station, seq, up.now(), app.key, results)
+            if n <= mf:
+                return n
+        except frame.Oversize:
+            pass
+        for r in results:
+            if len(r) > 2 and r[1] == 0:
+                del r[2:]
+                r[1] = 3
+                r.append("max_frame")
+        return frame.encode_result(buf, app.station, seq, up.now(), app.key, results)
+
+    seq = st.make_frame(frame.RESULT, enc, up.buf)  # the result with the frame
+    if app.reboot_pending:
+        up.reboot_seq = seq
+    up.kick(True)
 
 
 def command(app, cid, op, args):
@@ -60,7 +114,7 @@ def command(app, cid, op, args):
 def send_test(app):
     # test report: the current values, each a single value at the header time
     b = app.board
-    t = b.time()
+    t = app.uplink.now()
     series = []  # type: list
     if app.level is not None:
         try:

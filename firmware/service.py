@@ -21,11 +21,12 @@ def status(app):
     gc.collect()
     free = gc.mem_free()
     c = {}
-    for i in range(1, 12):
+    for i in range(1, len(st.cnt)):
         if st.cnt[i]:
             c[i] = st.cnt[i]
+    up = b.time() - app.uptime0  # uptime0 moves with each clock step (station.retime)
     s = {1: b.battery_mv(), 2: b.temperature(), 3: VERSION,
-         4: b.time() - app.uptime0, 5: app.cause, 6: st.depth(), 8: free,
+         4: up if up > 0 else 0, 5: app.cause, 6: st.depth(), 8: free,
          9: b.free_flash(), 10: st.clk, 11: c, 12: app.flags()}
     o = oldest_time(st)
     if o is not None:
@@ -43,7 +44,7 @@ def send_status(app):
         return
 
     def enc(buf, seq):
-        return frame.encode_status(buf, app.station, seq, app.board.time(), app.key, s)
+        return frame.encode_status(buf, app.station, seq, app.uplink.now(), app.key, s)
 
     app.uplink.send_event(frame.STATUS, enc)
 

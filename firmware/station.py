@@ -18,7 +18,7 @@ import sampler
 import sensors
 from sched import Sched
 from store import Store
-from uplink import Uplink
+from uplink import FLOOR, Uplink
 
 _WDT_MS = const(600000)  # watchdog: 10 min without a healthy sample cycle
 _STUCK_POLL_MS = const(60000)
@@ -64,6 +64,7 @@ class Station:
         self.alive = board.ticks_ms()
         self.report_due = False  # a report mark passed (sender_task)
         self._st_at = None  # time of the next status report
+        self._gen = 0  # retime() count
         # Six tasks, four timers. Each task costs ~500 B of heap while it
         # waits (task, coroutine and awaited generators: 64-bit VM), so the
         # rare, event-driven ones share: sender_task sends alarms and reports,
@@ -93,20 +94,35 @@ class Station:
             f |= 4
         return f
 
-    def retime(self):
-        # the clock moved: sleeping tasks recompute their marks
+    def retime(self, step=0):
+        # the clock moved (step: by how much back, from an ACK; 0: the config
+        # changed): sleeping tasks recompute their marks. After a step the
+        # marks start afresh (a mark at or before the last one would never be
+        # recorded again: 48 h back = 48 h of nothing), the first interval is
+        # suspect, the alarm windows restart their times, uptime stays whole
+        if step:
+            s = self.sampler
+            s.last_mark = None
+            s.t_start = self.board.time()
+            self.alarms.retime()
+            self.uptime0 -= step
         self._st_at = None
+        self._gen += 1
         for t in (self._t_sample, self._t_status):
             if t.armed:
                 t.cancel()
 
     async def _sleep_until(self, timer, t):
+        # -> False if retime() came first: t is then stale (the caller recomputes)
         b = self.board
+        g = self._gen
         while True:
             d = (t - b.time()) * 1000 - b.subsec_ms()
             if d <= 0:
-                return
+                return True
             await timer.sleep_ms(d)
+            if g != self._gen:
+                return False
 
     def peak(self):
         # live heap at a busy moment (frame built, status): the peak figure
@@ -122,15 +138,16 @@ class Station:
         st = self.store
         while True:
             t = s.next_due(b.time())
-            await self._sleep_until(self._t_sample, t)
+            if not await self._sleep_until(self._t_sample, t):
+                continue
             if self.level is not None:
                 try:
                     s.add_level_sample(t, self.level.read_mm())
                 except sensors.SensorError:
                     s.add_level_sample(t, None, True)
                     st.cnt[2] += 1
-            if s.is_mark(t):
-                self._record(t)
+            if s.is_mark(t) and (t >= FLOOR or self.uplink.synced):
+                self._record(t)  # not with a clock before the build: times would be nonsense
             self.alive = b.ticks_ms()
 
     def _record(self, t):
@@ -231,7 +248,7 @@ class Station:
         flags = self.flags()
 
         def enc(buf, seq, series, dropped):
-            return frame.encode_report(buf, frame.ALARM, self.station, seq, self.board.time(),
+            return frame.encode_report(buf, frame.ALARM, self.station, seq, self.uplink.now(),
                                        self.key, series, dropped, al, flags)
 
         up.send_records(frame.ALARM, enc)
@@ -273,12 +290,11 @@ class Station:
         lazy("service").send_status(self)
         unload("service")
 
-    # ---- commands (SPEC §7), called by the uplink with a new id ----------------
-    def command(self, cid, op, args):
-        r = lazy("commands").command(self, cid, op, args)
+    # ---- commands (SPEC §7), called by the uplink with an ACK's commands ---------
+    def commands(self, cmds):
+        lazy("commands").run(self, cmds)
         unload("commands")
         unload("config")
-        return r
 
     def apply(self, cfg):
         self.cfg = cfg
@@ -300,6 +316,8 @@ class Station:
         micropython.qstr_info()
         self.log("boot: station %d cause %d seq %d queue %d holdoff %d s" % (
             self.station, self.cause, self.store.seq, self.store.depth(), self.holdoff))
+        if self.board.time() < FLOOR:
+            self.send_status()  # its ACK sets the clock (nothing is recorded before)
         asyncio.create_task(self.sampler_task())
         asyncio.create_task(self.rain_task())
         asyncio.create_task(self.sender_task())

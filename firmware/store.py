@@ -33,6 +33,7 @@ import binascii
 import json
 import os
 import struct
+import sys
 
 _REC = const(16)
 _PER = const(256)  # records per segment: one 4 KB flash block
@@ -40,7 +41,9 @@ _SEG = const(4096)
 _FMT = "<IiIBB"
 _MAX_FLIGHT = const(16)
 _MAX_BATCH = const(96)  # records per frame: 96 x 23 B of arrays (4 hours of 5-min data)
-N_COUNTERS = const(12)  # SPEC §8 counter ids 1..11
+N_COUNTERS = const(13)  # SPEC §8 counter ids 1..11, and 12: in-flight frames given up or evicted
+_HW = const(256)  # seq high-water mark step (file "hw"): a lost state never reuses a number
+_MAX_TRIES = const(16)  # sends of one frame without its ACK before it is given up
 
 MISSING = const(3)
 FAULT = const(4)
@@ -75,14 +78,25 @@ class Store:
     # ---- state ---------------------------------------------------------
     def _load(self):
         st = None
+        self.hw = 0
+        try:
+            with open(self.root + "/hw") as f:
+                self.hw = int(f.read())
+        except (OSError, ValueError):
+            pass
+        lost = self.hw  # numbers were used: a missing state is a lost one
         for name in ("state", "state.tmp"):
             try:
                 with open(self.root + "/" + name) as f:
                     st = json.load(f)
                 break
-            except (OSError, ValueError):
+            except OSError:
                 pass
-        if type(st) is not dict:
+            except ValueError:
+                lost = 1
+        if type(st) is dict:
+            lost = 0
+        else:
             st = {}
         self.seq = st.get("seq", 1)
         self.top = st.get("top", 0)
@@ -103,14 +117,20 @@ class Store:
         keep = {}
         for e in self.fl:
             keep[e[0]] = 1
+            while len(e) < 6:
+                e.append(0)  # [seq, a, b, type, tries, dropped count it carries]
+        top_f = 0
         for name in os.listdir(self.root):
             k = name[1:]
             if not k.isdigit():
-                continue  # state, state.tmp, a segment's .t rewrite
+                continue  # state, state.tmp, hw, a segment's .t rewrite
             if name[0] == "g":
                 segs.append(int(k))
-            elif name[0] == "f" and int(k) not in keep:
-                os.remove(self.root + "/" + name)  # orphan: written, never sent
+            elif name[0] == "f":
+                if int(k) >= top_f:
+                    top_f = int(k) + 1
+                if int(k) not in keep:
+                    os.remove(self.root + "/" + name)  # orphan: written, never sent
         segs.sort()
         if segs:
             self.first = segs[0]
@@ -119,11 +139,11 @@ class Store:
         else:
             self.first = self.top // _PER
             self.tail = self.top
-        if self.tail < self.top:
-            # cannot happen with littlefs; if flash lost records, do not
-            # hand out numbers the state already used
-            self.tail = self.top
-            self.first = self.top // _PER
+        if lost or self.tail < self.top:
+            # rare repairs (their code costs heap only while they run)
+            import recover
+            recover.load(self, lost, top_f, segs)
+            del sys.modules["recover"]
 
     def save(self):
         st = {
@@ -226,7 +246,11 @@ class Store:
         while r < b:
             k = r // _PER
             e = (k + 1) * _PER if (k + 1) * _PER < b else b
-            with open("%s/g%d" % (self.root, k), "rb") as f:
+            try:
+                f = open("%s/g%d" % (self.root, k), "rb")
+            except OSError:
+                return n  # a lost segment: unreadable like a bad record
+            with f:
                 f.seek((r % _PER) * _REC)
                 while r < e:
                     if f.readinto(buf) != _REC or not self._crc_ok(buf):
@@ -263,13 +287,17 @@ class Store:
     def frame_path(self, seq):
         return "%s/f%d" % (self.root, seq)
 
-    def _commit_frame(self, buf, n, ft, a, b):
+    def _commit_frame(self, buf, n, ft, a, b, d=0):
         # frame file first, then the state that names it and moves seq on
         seq = self.seq
+        if seq >= self.hw:
+            self.hw = seq + _HW
+            with open(self.root + "/hw", "w") as f:
+                f.write(str(self.hw))
         with open(self.frame_path(seq), "wb") as f:
             f.write(memoryview(buf)[:n])
         self.seq = seq + 1
-        self.fl.append([seq, a, b, ft])
+        self.fl.append([seq, a, b, ft, 0, d])
         self.save()
         return seq
 
@@ -278,15 +306,9 @@ class Store:
         # test): encode(buf, seq) -> length. Evicts the oldest such frame if
         # the in-flight table is full. Returns the seq.
         if len(self.fl) >= _MAX_FLIGHT:
-            for i in range(len(self.fl)):
-                e = self.fl[i]
+            for e in self.fl:
                 if e[1] == e[2]:
-                    self.fl.pop(i)
-                    self.save()
-                    try:
-                        os.remove(self.frame_path(e[0]))
-                    except OSError:
-                        pass
+                    self.give_up(e)  # counted (12)
                     break
         n = encode(buf, self.seq)
         return self._commit_frame(buf, n, ft, 0, 0)
@@ -343,8 +365,9 @@ class Store:
             self.top = self.tail if b == self.tail else b
         else:
             self._cut_un(a, b)
+        d = self.drop
         self.drop = 0
-        return self._commit_frame(buf, ln, ft, a, b)
+        return self._commit_frame(buf, ln, ft, a, b, d)
 
     def _series(self, n):
         # records of the batch -> series (element, interval, start, values,
@@ -422,6 +445,19 @@ class Store:
             self.top = b
         self.save()
 
+    def tried(self, e):
+        # one more send of in-flight entry e without its ACK; the last one
+        # gives it up (a frame the host never acknowledges must not block)
+        e[4] += 1
+        if e[4] >= _MAX_TRIES:
+            self.give_up(e)
+
+    def give_up(self, e):
+        # e leaves the table, counted (12); its readings are queued again
+        import recover
+        recover.give_up(self, e)
+        del sys.modules["recover"]
+
     def frame(self, seq, buf):
         # the stored bytes of in-flight frame seq into buf; -> length or 0
         try:
@@ -442,6 +478,8 @@ class Store:
                     n += 1
                     break
         if n:
+            for e in self.fl:
+                e[4] = 0  # the host answers: the others' tries start again
             self.save()
             for s in gone:
                 try:

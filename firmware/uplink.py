@@ -2,10 +2,13 @@
 # takes ACKs (and commands) back. The link is an OSError-only transport
 # (mqtt_as style): nothing above this module sees a transport exception.
 #
-# Order (SPEC §6, issue 3): frames already in flight go first, newest first,
-# and byte for byte as stored; then, when a report is due, a frame of the
-# newest readings; then backfill of older unsent readings, oldest first,
-# each frame as big as max_frame allows. Stop-and-wait: one frame, then its
+# Order (SPEC §6, issue 3): frames already in flight go first, round-robin
+# (the fewest tries since the last ACK first, newest among equals), byte for
+# byte as stored; a frame sent store._MAX_TRIES times in a row without any
+# ACK is given up (counted, its readings queued again: one the host rejects
+# blocks the rest for ~3.5 h at the default backoff, not forever); then, when
+# a report is due, a frame of the newest readings; then backfill of older unsent readings, oldest first, each frame as
+# big as max_frame allows. Stop-and-wait: one frame, then its
 # ACK or ack_timeout_s. A failure backs off base * 2^n (capped, upper half
 # random, power.backoff); the level is persisted, so a reboot (brownout)
 # does not start a fresh burst. An alarm cuts one backoff short.
@@ -17,6 +20,11 @@ import power
 _NONE = const(0)
 _REBOOT_TRIES = const(3)
 _OFF = const(6)  # MAX_WIRE + 1 - MAX_FRAME: room for COBS overhead and the 0x00
+# Header times never go below the firmware's build date (an ESP32 RTC restarts
+# at 2000-01-01 after a power cut: negative hydrolink seconds); the station
+# records no values before its clock reaches it or is synced. 2025-01-01: the
+# simulations run in 2025-08. Raise it with each release.
+FLOOR = const(31622400)
 
 
 class Uplink:
@@ -84,8 +92,13 @@ class Uplink:
         pw = self.app.pw
         seq = None
         if pw.may_send():
-            seq = st.fl[-1][0] if st.fl else None  # in flight: the newest first
-            if seq is None and self.report_due:
+            e = None
+            for x in st.fl:  # round-robin: the fewest tries, newest among equals
+                if e is None or x[4] <= e[4]:
+                    e = x
+            if e is not None:
+                seq = e[0]
+            elif self.report_due:
                 self.report_due = False
                 self._bf = 0
                 seq = st.make_records_frame(frame.DATA, True, self._enc, self.buf,
@@ -109,6 +122,10 @@ class Uplink:
             return
         # failed: back off (persisted), unless an alarm comes
         st.cnt[3] += 1
+        for e in st.fl:
+            if e[0] == seq:
+                st.tried(e)  # the last try gives it up
+                break
         if self.reboot_seq and seq == self.reboot_seq:
             self.reboot_tries += 1
             if self.reboot_tries >= _REBOOT_TRIES:
@@ -151,9 +168,14 @@ class Uplink:
         return False
 
     # ---- encoders the store calls with the seq it assigns ------------------
+    def now(self):
+        # the header time: never before FLOOR
+        t = self.board.time()
+        return t if t > FLOOR else FLOOR
+
     def _enc(self, buf, seq, series, dropped):
         # a data frame; self._bf: the backfill flag (SPEC §5.4) of this one
-        return frame.encode_report(buf, frame.DATA, self.station, seq, self.board.time(),
+        return frame.encode_report(buf, frame.DATA, self.station, seq, self.now(),
                                    self.key, series, dropped, None, self.app.flags() | self._bf)
 
     # ---- receiving ---------------------------------------------------------
@@ -187,7 +209,10 @@ class Uplink:
         if (ft != frame.ACK and ft != frame.COMMAND) or not st.is_ours(seq):
             st.cnt[11] += 1  # not ours, or an old ACK (replay rule, SPEC §6)
             return
-        self._clock(t)
+        if ft == frame.ACK and seq == self.waiting and seq:
+            # the clock only from the ACK of the frame just sent, inside its
+            # ACK wait: a recorded ACK replayed later cannot set it back
+            self._clock(t)
         cmds = body
         if ft == frame.ACK:
             acks, cmds = body
@@ -196,7 +221,7 @@ class Uplink:
             if self.waiting and not self._in_flight(self.waiting):
                 self.timer.cancel()
         if cmds:
-            self._commands(cmds)
+            self.app.commands(cmds)
 
     def _clock(self, host_t):
         # correct the clock from the ACK's UTC time when off by more than
@@ -210,41 +235,7 @@ class Uplink:
             st.cnt[8] += 1
             st.save()
             self.app.log("clock: corrected by %d s" % -off)
-            self.app.retime()
-
-    def _commands(self, cmds):
-        # each id at most once (SPEC §6): ids at or below the highest run get
-        # their stored result again
-        st = self.store
-        out = []
-        for c in cmds:
-            cid = c[0]
-            if cid <= st.cmd:
-                r = None
-                for x in st.res:
-                    if x[0] == cid:
-                        r = x
-                        break
-                out.append(r if r is not None else [cid, 0])
-                continue
-            r = self.app.command(cid, c[1], c[2] if len(c) > 2 else None)
-            st.cmd = cid
-            st.cnt[9] += 1
-            st.res.append(r)
-            if len(st.res) > 8:
-                st.res.pop(0)
-            out.append(r)
-        if not out:
-            return
-        results = out
-
-        def enc(buf, seq):
-            return frame.encode_result(buf, self.station, seq, self.board.time(), self.key, results)
-
-        seq = st.make_frame(frame.RESULT, enc, self.buf)  # persists cmd id with the frame
-        if self.app.reboot_pending:
-            self.reboot_seq = seq
-        self.kick(True)
+            self.app.retime(off)
 
     def send_event(self, ft, enc):
         # alarm / status / test frame now
