@@ -43,7 +43,9 @@ _MAX_FLIGHT = const(16)
 _MAX_BATCH = const(96)  # records per frame: 96 x 23 B of arrays (4 hours of 5-min data)
 N_COUNTERS = const(13)  # SPEC §8 counter ids 1..11, and 12: in-flight frames given up or evicted
 _HW = const(256)  # seq high-water mark step (file "hw"): a lost state never reuses a number
-_MAX_TRIES = const(16)  # sends of one frame without its ACK before it is given up
+_MAX_TRIES = const(32)  # sends of a frame with no ACK at all before it is given up: ~7 h with
+# the default backoff (10 s doubling, 900 s cap); an outage longer than that costs the
+# frames without readings (status, alarm, result: counted), data frames are rebuilt
 
 MISSING = const(3)
 FAULT = const(4)

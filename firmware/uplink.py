@@ -6,7 +6,7 @@
 # (the fewest tries since the last ACK first, newest among equals), byte for
 # byte as stored; a frame sent store._MAX_TRIES times in a row without any
 # ACK is given up (counted, its readings queued again: one the host rejects
-# blocks the rest for ~3.5 h at the default backoff, not forever); then, when
+# blocks the rest for ~7 h at the default backoff, not forever); then, when
 # a report is due, a frame of the newest readings; then backfill of older unsent readings, oldest first, each frame as
 # big as max_frame allows. Stop-and-wait: one frame, then its
 # ACK or ack_timeout_s. A failure backs off base * 2^n (capped, upper half

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from protocol import codec
-from sim.link import Peer
+from sim.link import Peer, Phase
 from sim.vboard import VBoard
 from tests.firmware.simrun import HOUR, STATION, T0, station
 
@@ -68,19 +68,19 @@ class DeafPeer(Peer):
         return b"" if f.seq in self.deaf else super()._ack(ms, f)
 
 
-def test_a_frame_the_host_never_acks_does_not_block_reports(tmp_path: Path) -> None:
+def test_a_frame_the_host_never_acks_does_not_block_reports_for_ever(tmp_path: Path) -> None:
     b, _ = station(tmp_path / "s", days=2)
     peer = DeafPeer({STATION: bytes(range(1, 33))}, t0=b.t0)
     peer.deaf = {2}  # the 01:00 report
     b.peer = peer
-    b.run(20 * HOUR)
+    b.run(22 * HOUR)
     got = {(r.element, r.time) for r in peer.readings}
     # hourly reports kept coming, and the rejected frame's readings came again (new seq)
     for h in range(2, 19):
         assert (1, b.t0 + h * 3600) in got, h
     assert all((t.element, t.time) in got for t in b.traces if t.time <= b.t0 + 18 * 3600)
     peer.command(1, 6)
-    b.run(22 * HOUR)
+    b.run(24 * HOUR)
     st = _statuses(peer)
     assert st and st[-1]["counters"]["12"] >= 1, st  # type: ignore[index]
 
@@ -169,3 +169,19 @@ def test_a_segment_shorter_than_top_is_padded(tmp_path: Path) -> None:
     got = {(r.element, r.time) for r in peer.readings[n:]}
     after = [t for t in b.traces if b.t0 + 3 * 3600 + 600 <= t.time <= b.t0 + 6 * 3600]
     assert after and all((t.element, t.time) in got for t in after)
+
+
+def test_in_flight_frames_evicted_or_given_up_are_counted(tmp_path: Path) -> None:
+    # a 20 h outage with an hourly status report: more status frames than the in-flight
+    # table holds; the oldest go (or are given up), and every one that never arrived is
+    # counted (12; data frames given up count there too, their readings come again)
+    b, peer = station(tmp_path / "s", days=1, config={"status_interval": 3600},
+                      phases=[Phase(0, loss=1.0), Phase(20 * HOUR)])
+    b.run(22 * HOUR + 5 * MIN)
+    made = sum(1 for ln in b.log if ln.startswith("heap: alloc="))
+    st = _statuses(peer)
+    assert made >= 20 and st
+    gone = st[-1]["counters"].get("12", 0)  # type: ignore[attr-defined]
+    assert len(st) < made and gone >= made - len(st), (made, len(st), gone)
+    got = {(r.element, r.time) for r in peer.readings}
+    assert all((t.element, t.time) in got for t in b.traces if t.time <= b.t0 + 21 * 3600)
