@@ -58,6 +58,7 @@ RESET_CAUSES = ("power_on", "hard", "watchdog", "deepsleep", "soft", "brownout")
 COUNTERS = {
     1: "tips", 2: "sensor_faults", 3: "retries", 4: "frames_sent", 5: "acks", 6: "dropped",
     7: "resets", 8: "clock_syncs", 9: "commands", 10: "watchdog_resets", 11: "bad_downlink",
+    12: "frames_given_up",
 }
 COMMAND_OPS = ("", "set_config", "get_config", "resend", "test_report", "reboot", "status_report")
 RESULT_CODES = ("ok", "unknown_op", "bad_args", "failed", "refused")
