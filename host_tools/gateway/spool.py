@@ -22,7 +22,7 @@ import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,40 +161,14 @@ class Spool:
 
     # ------------------------------------------------------------ writing
 
-    def commit(
-        self,
-        records: Sequence[Record],
-        forwarded: Sequence[int] = (),
-        statements: Sequence[tuple[str, tuple[Any, ...]]] = (),
-    ) -> None:
-        """Store frames, mark forwarded rows and run extra statements in one transaction."""
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE .. COMMIT, ROLLBACK on any error)."""
         db = self.db
         try:
             db.execute("BEGIN IMMEDIATE")
             try:
-                if records:
-                    db.executemany(
-                        "INSERT OR IGNORE INTO frames (station, seq, type, time, received, link,"
-                        " raw) VALUES (?,?,?,?,?,?,?)",
-                        [(r.station, r.seq, r.type, r.time, r.received, r.link, r.raw)
-                         for r in records],
-                    )
-                    highest: dict[int, int] = {}
-                    for r in records:
-                        highest[r.station] = max(highest.get(r.station, 0), r.seq)
-                    db.executemany(
-                        "INSERT INTO stations (station, highest) VALUES (?, ?) ON CONFLICT(station)"
-                        " DO UPDATE SET highest = max(highest, excluded.highest)",
-                        list(highest.items()),
-                    )
-                if forwarded:
-                    now = time.time()
-                    db.executemany(
-                        "UPDATE frames SET forwarded = ? WHERE id = ?",
-                        [(now, i) for i in forwarded],
-                    )
-                for sql, params in statements:
-                    db.execute(sql, params)
+                yield db
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
@@ -202,6 +176,38 @@ class Spool:
                 raise
         except sqlite3.Error as e:
             raise _translate(e, self.path) from None
+
+    def commit(
+        self,
+        records: Sequence[Record],
+        forwarded: Sequence[int] = (),
+        statements: Sequence[tuple[str, tuple[Any, ...]]] = (),
+    ) -> None:
+        """Store frames, mark forwarded rows and run extra statements in one transaction."""
+        with self._transaction() as db:
+            if records:
+                db.executemany(
+                    "INSERT OR IGNORE INTO frames (station, seq, type, time, received, link,"
+                    " raw) VALUES (?,?,?,?,?,?,?)",
+                    [(r.station, r.seq, r.type, r.time, r.received, r.link, r.raw)
+                     for r in records],
+                )
+                highest: dict[int, int] = {}
+                for r in records:
+                    highest[r.station] = max(highest.get(r.station, 0), r.seq)
+                db.executemany(
+                    "INSERT INTO stations (station, highest) VALUES (?, ?) ON CONFLICT(station)"
+                    " DO UPDATE SET highest = max(highest, excluded.highest)",
+                    list(highest.items()),
+                )
+            if forwarded:
+                now = time.time()
+                db.executemany(
+                    "UPDATE frames SET forwarded = ? WHERE id = ?",
+                    [(now, i) for i in forwarded],
+                )
+            for sql, params in statements:
+                db.execute(sql, params)
 
     def prune(self, before: float | None = None, limit: int = 10000) -> int:
         """Delete forwarded rows received before ``before`` (all forwarded: None), oldest first."""
@@ -288,25 +294,15 @@ class Spool:
 
     def queue_command(self, station: int, op: int, args: Any) -> int:
         """Queue a command; returns its id (per station, increasing from 1)."""
-        db = self.db
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                (last,) = db.execute(
-                    "SELECT coalesce(max(id), 0) FROM commands WHERE station = ?", (station,)
-                ).fetchone()
-                cid = int(last) + 1
-                db.execute(
-                    "INSERT INTO commands (station, id, op, args, queued) VALUES (?,?,?,?,?)",
-                    (station, cid, op, None if args is None else json.dumps(args), time.time()),
-                )
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as e:
-            raise _translate(e, self.path) from None
+        with self._transaction() as db:
+            (last,) = db.execute(
+                "SELECT coalesce(max(id), 0) FROM commands WHERE station = ?", (station,)
+            ).fetchone()
+            cid = int(last) + 1
+            db.execute(
+                "INSERT INTO commands (station, id, op, args, queued) VALUES (?,?,?,?,?)",
+                (station, cid, op, None if args is None else json.dumps(args), time.time()),
+            )
         return cid
 
     def meta(self, key: str) -> Any:
