@@ -134,6 +134,8 @@ def put(buf, p, o):
             p = put(buf, p, k)
             p = put(buf, p, o[k])
         return p
+    if hasattr(o, "put"):
+        return o.put(buf, p)  # an object that encodes itself (config.View)
     raise ValueError("cbor type")
 
 

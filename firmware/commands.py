@@ -14,6 +14,7 @@ import sensors
 CONFIG = "config.json"
 _REC = const(16)  # store.py's record size and records per segment (its layout)
 _PER = const(256)
+_GET = const(5)  # a kept get_config result (never sent): [id, _GET, keys]
 
 
 def run(app, cmds):
@@ -30,15 +31,24 @@ def run(app, cmds):
                 if x[0] == cid:
                     r = x
                     break
-            # its result is gone (or a power cut came between running
-            # it and keeping the result): it may or may not have run
-            out.append(r if r is not None else [cid, 3, "result lost"])
+            if r is None:
+                # its result is gone (or a power cut came between running
+                # it and keeping the result): it may or may not have run
+                r = [cid, 3, "result lost"]
+            elif r[1] == _GET:
+                r = command(app, cid, 2, r[2])  # read again: no side effect
+            out.append(r)
             continue
         st.cmd = cid  # persisted before it runs: at most once, power cuts too
         st.cnt[9] += 1
         st.save()
-        r = command(app, cid, c[1], c[2] if len(c) > 2 else None)
-        st.res.append(r)
+        op = c[1]
+        a = c[2] if len(c) > 2 else None
+        r = command(app, cid, op, a)
+        # a get_config is kept as its keys, not its map: the whole map in
+        # the state file made every save (json.dumps) a ~1 KB string, which
+        # failed on a 128K heap
+        st.res.append([cid, _GET, a or []] if op == 2 and r[1] == 0 else r)
         if len(st.res) > 8:
             st.res.pop(0)
         out.append(r)
@@ -61,6 +71,9 @@ def run(app, cmds):
                 del r[2:]
                 r[1] = 3
                 r.append("max_frame")
+                for x in st.res:
+                    if x[0] == r[0]:
+                        x[:] = r  # kept failed, answered so again
         return frame.encode_result(buf, app.station, seq, up.now(), app.key, results)
 
     seq = st.make_frame(frame.RESULT, enc, up.buf)  # the result with the frame

@@ -293,15 +293,41 @@ def apply_changes(cfg, changes):
 
 def get(cfg, names):
     # get_config: -> (map of the keys' values, None) or (None, "reason");
-    # an empty list is every key. The key is never returned.
+    # an empty list is every key. The key is never returned. The map is a
+    # View of cfg, encoded straight into the result frame: a dict of
+    # the whole configuration is one ~1 KB block (MemoryError on 128K).
     if not names:
         names = [k for k in cfg if k not in SECRET]
-    out = {}
-    for k in names:
-        if type(k) is not str or k not in cfg:
-            return None, "%s: unknown key" % (k,)
-        out[k] = "***" if k in SECRET else cfg[k]
-    return out, None
+    else:
+        for k in names:
+            if type(k) is not str or k not in cfg:
+                return None, "%s: unknown key" % (k,)
+        names = list(names)  # View sorts its keys in place
+    return View(cfg, names), None
+
+
+class View:
+    # a text-keyed map that cbor.put encodes straight from cfg: keys (sorted
+    # here in place, a repeat once) -> cfg[k], "***" for a SECRET key
+    def __init__(self, cfg, keys):
+        self.cfg = cfg
+        self.keys = keys
+
+    def put(self, buf, p):
+        from cbor import _tkey, head, put, put_str
+        ks = self.keys
+        ks.sort(key=_tkey)
+        n = 0
+        for i in range(len(ks)):
+            if i == 0 or ks[i] != ks[i - 1]:
+                n += 1
+        p = head(buf, p, 0xA0, n)
+        for i in range(len(ks)):
+            k = ks[i]
+            if i == 0 or k != ks[i - 1]:
+                p = put_str(buf, p, k)
+                p = put(buf, p, "***" if k in SECRET else self.cfg[k])
+        return p
 
 
 def save(path, cfg):

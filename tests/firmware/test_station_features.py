@@ -102,3 +102,31 @@ def test_set_config_command_alone(tmp_path: Path) -> None:
     assert r is not None and r.code == 0
     with b.flash().open("config.json", "r") as f:
         assert json.loads(f.read())["report_interval"] == 1800
+
+
+def test_get_config_without_keys_returns_the_whole_configuration(tmp_path: Path) -> None:
+    # the whole configuration (MemoryError "allocating 944 bytes" on the 128K heap
+    # when the map and the result frame were built as Python objects)
+    b, peer = station(tmp_path / "s", days=1, config={"report_interval": 1800})
+    peer.command(1, 2, at_ms=HOUR - 1000)  # get_config, no keys
+    b.run(HOUR + 5 * 60_000)
+    assert not any("MemoryError" in ln for ln in b.log), b.log[-20:]
+    r = _result(peer, 1)
+    assert r is not None and r.code == 0, r
+    d = r.detail
+    assert isinstance(d, dict)
+    assert d["report_interval"] == 1800
+    assert d["max_frame"] == 1024
+    assert "station" in d and "record_interval" in d and "queue_max_bytes" in d
+    assert d.get("key", "***") == "***"  # the secret never comes back
+    assert len(d) >= 40
+    # the same id again: answered again with the map (kept as its keys, not its values)
+    peer.results.clear()
+    peer.command(1, 2, at_ms=2 * HOUR - 1000)
+    peer.command(2, 2, ["key", "station", "report_interval"], at_ms=2 * HOUR - 1000)
+    b.run(2 * HOUR + 5 * 60_000)
+    assert not any("MemoryError" in ln for ln in b.log), b.log[-20:]
+    r1, r2 = _result(peer, 1), _result(peer, 2)
+    assert r1 is not None and r1.code == 0 and r1.detail == d, r1
+    assert r2 is not None and r2.code == 0, r2
+    assert r2.detail == {"key": "***", "station": d["station"], "report_interval": 1800}
