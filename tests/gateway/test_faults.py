@@ -252,6 +252,18 @@ def test_unknown_station_and_bad_tag(tmp_path: Path, broker: Mosquitto, registry
     sub.stop()
 
 
+async def acks_while_full(stations: list[SimStation], window: float) -> tuple[int, int, int]:
+    """While the spool is full: frames ACKed so far, then frames sent and ACKed in ``window`` s.
+
+    A row that still fits in a half-used page may squeeze in now and then, hence a ratio.
+    """
+    await asyncio.sleep(0.5)
+    before = sum(len(st.acked) for st in stations)
+    sent = sum(st.sends for st in stations)
+    await asyncio.sleep(window)
+    acked = sum(len(st.acked) for st in stations) - before
+    return before, sum(st.sends for st in stations) - sent, acked
+
 def test_disk_full_spool_stops_acks_and_says_why(tmp_path: Path, broker: Mosquitto,
                                                  registry: Path,
                                                  gateways: list[GatewayProc]) -> None:
@@ -268,14 +280,8 @@ def test_disk_full_spool_stops_acks_and_says_why(tmp_path: Path, broker: Mosquit
                 for st in stations]
         line = await asyncio.to_thread(gw.wait_log, "NOT acknowledging", 60)
         assert "full" in line
-        # Full: the stations keep sending, the gateway refuses (a row that still fits
-        # in a half-used page may squeeze in now and then).
-        await asyncio.sleep(0.5)
-        before = sum(len(st.acked) for st in stations)
-        sent = sum(st.sends for st in stations)
-        await asyncio.sleep(1.5)
-        acked = sum(len(st.acked) for st in stations) - before
-        sent = sum(st.sends for st in stations) - sent
+        # Full: the stations keep sending, the gateway refuses.
+        before, sent, acked = await acks_while_full(stations, 1.5)
         assert before < 200 and sent >= 10 and acked <= sent // 5, (before, sent, acked)
         # the broker returns: the spool drains, forwarded rows make room, ACKs resume
         await asyncio.to_thread(broker.start)
@@ -349,12 +355,7 @@ def test_real_disk_full_then_space_freed(tmp_path: Path, broker: Mosquitto, regi
                     for st in stations]
             line = await asyncio.to_thread(gw.wait_log, "NOT acknowledging", 60)
             assert "full" in line
-            await asyncio.sleep(0.5)
-            before = sum(len(st.acked) for st in stations)
-            sent = sum(st.sends for st in stations)
-            await asyncio.sleep(1.0)
-            acked = sum(len(st.acked) for st in stations) - before
-            sent = sum(st.sends for st in stations) - sent
+            before, sent, acked = await acks_while_full(stations, 1.0)
             assert sent >= 10 and acked <= sent // 5, (sent, acked)
             assert before > 0  # some were stored and ACKed before the disk filled
             filler.unlink()  # the operator makes room
