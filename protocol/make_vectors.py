@@ -292,6 +292,11 @@ def invalid_vectors() -> list[dict[str, Any]]:
              b"\xa2\x01\x80\x03\x81\x84\x01\x01\x00\x00", vt=0x12)
     bad_body("status_reset_cause_9", "reset cause 9 is undefined", b"\xa1\x05\x09", vt=0x13)
     bad_body("command_id_zero", "command ids start at 1", b"\xa1\x02\x81\x82\x00\x04", vt=0x19)
+    # body map, commands, command, then args nested 14 deep: 17 arrays and maps in all
+    bad_body("command_args_too_deep", "command args nesting arrays 17 deep with the body map (limit 16)",
+             b"\xa1\x02\x81\x83\x01\x04" + b"\x81" * 13 + b"\x80", vt=0x19, cddl_detects=False)
+    bad_body("status_counters_unsorted", "status counters with key 2 before key 1",
+             b"\xa1\x0b\xa2\x02\x01\x01\x01", vt=0x13)
     replayed = c.encode_message(report("data", [series(1, [0])], seq=904), k)
     add("replay_window_edge", "seq 904 after seq 5000: just outside the 4096 window", "Replay",
         replayed, accepted=[5000])
