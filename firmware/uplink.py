@@ -4,14 +4,18 @@
 #
 # Order (SPEC §6, issue 3): frames already in flight go first, round-robin
 # (the fewest tries since the last ACK first, newest among equals), byte for
-# byte as stored; a frame sent store._MAX_TRIES times in a row without any
-# ACK is given up (counted, its readings queued again: one the host rejects
-# blocks the rest for ~7 h at the default backoff, not forever); then, when
-# a report is due, a frame of the newest readings; then backfill of older unsent readings, oldest first, each frame as
-# big as max_frame allows. Stop-and-wait: one frame, then its
-# ACK or ack_timeout_s. A failure backs off base * 2^n (capped, upper half
-# random, power.backoff); the level is persisted, so a reboot (brownout)
-# does not start a fresh burst. An alarm cuts one backoff short.
+# byte as stored; a frame sent store._MAX_TRIES times in a row without any ACK
+# is given up (counted, its readings queued again); then, when a report is
+# due, a frame of the newest readings; then backfill of older unsent readings,
+# oldest first, each frame as big as max_frame allows. A due report also goes
+# ahead of in-flight frames that have all failed at least once (one such report
+# in flight at a time), so a frame the host rejects delays the newest readings
+# by one backoff, not hours; when _STRIKES reports in a row get through past
+# the same frame, the host is refusing it: it is given up then.
+# Stop-and-wait: one frame, then its ACK or ack_timeout_s. A failure backs off
+# base * 2^n (capped, upper half random, power.backoff); the level is
+# persisted, so a reboot (brownout) does not start a fresh burst. An alarm cuts
+# one backoff short.
 from micropython import const
 import asyncio
 import frame
@@ -19,6 +23,7 @@ import power
 
 _NONE = const(0)
 _REBOOT_TRIES = const(3)
+_STRIKES = const(3)
 _OFF = const(6)  # MAX_WIRE + 1 - MAX_FRAME: room for COBS overhead and the 0x00
 # Header times never go below the firmware's build date (an ESP32 RTC restarts
 # at 2000-01-01 after a power cut: negative hydrolink seconds); the station
@@ -54,6 +59,9 @@ class Uplink:
         self.synced = False
         self.reboot_seq = 0
         self.reboot_tries = 0
+        self.ahead = -1  # seq of the report sent ahead of failed frames,
+        self.passed = -1  # the frame it passed,
+        self.strikes = 0  # and how many reports in a row got through past that one
 
     def _key_of(self, station):
         return self.key if station == self.station else None
@@ -93,16 +101,25 @@ class Uplink:
         seq = None
         if pw.may_send():
             e = None
+            ahead = False  # the report sent ahead is still in flight
             for x in st.fl:  # round-robin: the fewest tries, newest among equals
                 if e is None or x[4] <= e[4]:
                     e = x
-            if e is not None:
-                seq = e[0]
-            elif self.report_due:
-                self.report_due = False
+                if x[0] == self.ahead:
+                    ahead = True
+            if self.report_due and (e is None or (e[4] and not ahead)):
                 self._bf = 0
                 seq = st.make_records_frame(frame.DATA, True, self._enc, self.buf,
                                             self.app.cfg["max_frame"])
+                if e is None or seq is not None:
+                    self.report_due = False
+                if e is not None and seq is not None:
+                    self.ahead = seq
+                    if e[0] != self.passed:
+                        self.passed = e[0]
+                        self.strikes = 0
+            if seq is None and e is not None:
+                seq = e[0]
             if seq is None and pw.may_backfill() and st.un:
                 self._bf = 8
                 seq = st.make_records_frame(frame.DATA, False, self._enc, self.buf,
@@ -119,6 +136,8 @@ class Uplink:
                 st.save()
             if seq == self.reboot_seq:
                 self.board.reset(power.SOFT)
+            if seq == self.ahead:
+                self._strike()
             return
         # failed: back off (persisted), unless an alarm comes
         st.cnt[3] += 1
@@ -140,6 +159,16 @@ class Uplink:
             self.sleeping = 2
             await self.timer.sleep_ms(d * 1000)
             self.sleeping = _NONE
+
+    def _strike(self):
+        # a report sent ahead got its ACK while the frame it passed did not
+        for e in self.store.fl:
+            if e[0] == self.passed:
+                self.strikes += 1
+                if self.strikes >= _STRIKES:
+                    self.strikes = 0
+                    self.store.give_up(e)
+                return
 
     async def _send(self, seq):
         # one transmission of in-flight frame seq and the wait for its ACK

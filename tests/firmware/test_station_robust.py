@@ -56,29 +56,40 @@ def test_rtc_reset_to_2000_gets_the_clock_from_the_host(tmp_path: Path) -> None:
 
 
 class DeafPeer(Peer):
-    """A peer that rejects the frames with the given seqs (no ACK, nothing stored)."""
+    """A peer that rejects the frames with the given seqs (no ACK, nothing stored), and
+    notes when each reading first arrives (virtual ms)."""
 
     deaf: set[int] = set()
+    arrived: dict[tuple[int, int], int] = {}
+
+    def uplink(self, ms: int, data: bytes) -> list[tuple[int, bytes]]:
+        self.now = ms
+        return super().uplink(ms, data)
 
     def _take(self, f: codec.Frame) -> None:
         if f.seq not in self.deaf:
             super()._take(f)
+            for r in self.readings:
+                self.arrived.setdefault((r.element, r.time), self.now)
 
     def _ack(self, ms: int, f: codec.Frame) -> bytes:
         return b"" if f.seq in self.deaf else super()._ack(ms, f)
 
 
-def test_a_frame_the_host_never_acks_does_not_block_reports_for_ever(tmp_path: Path) -> None:
+def test_a_frame_the_host_rejects_delays_only_its_own_readings(tmp_path: Path) -> None:
     b, _ = station(tmp_path / "s", days=2)
     peer = DeafPeer({STATION: bytes(range(1, 33))}, t0=b.t0)
-    peer.deaf = {2}  # the 01:00 report
+    peer.deaf = {2}  # the 02:00 report (01:05 .. 02:00)
+    peer.arrived = {}
     b.peer = peer
     b.run(22 * HOUR)
-    got = {(r.element, r.time) for r in peer.readings}
-    # hourly reports kept coming, and the rejected frame's readings came again (new seq)
-    for h in range(2, 19):
-        assert (1, b.t0 + h * 3600) in got, h
-    assert all((t.element, t.time) in got for t in b.traces if t.time <= b.t0 + 18 * 3600)
+    # every later hourly report goes ahead of the rejected frame: late by at most one
+    # backoff (900 s cap) and an ACK wait, where it used to wait ~5 h for the give-up
+    late = {h: (peer.arrived[(1, b.t0 + h * 3600)] - h * HOUR) / MIN for h in range(3, 21)}
+    assert max(late.values()) <= 16, late
+    # the rejected frame is given up after its 32 tries and its readings come again
+    assert all((t.element, t.time) in peer.arrived for t in b.traces if t.time <= b.t0 + 20 * 3600)
+    assert 60 < (peer.arrived[(1, b.t0 + 2 * 3600)] - 2 * HOUR) / MIN < 8 * 60
     peer.command(1, 6)
     b.run(24 * HOUR)
     st = _statuses(peer)
