@@ -611,28 +611,22 @@ def _list(v: Any, what: str, nonempty: bool = False) -> list[Any]:
 def _series(item: Any, time: int) -> Series:
     if type(item) is not list or not 4 <= len(item) <= 5:
         raise Malformed("series must be [element, interval, offset, values, ?quality]")
-    element, interval, offset, data = item[:4]
-    if not (type(element) is int and 0 <= element < 2**32 and type(interval) is int
-            and 1 <= interval <= 2678400 and type(offset) is int and -(2**32) < offset < 2**32
-            and type(data) is bytes):
-        raise Malformed(_series_fault(element, interval, offset))
-    values: list[int] = decode_values(data)
+    element, interval, offset, data = item[0], item[1], item[2], item[3]
+    if type(element) is not int or not 0 <= element < 2**32:
+        raise Malformed("series element must be an unsigned integer")
+    if type(interval) is not int or not 1 <= interval <= 86400 * 31:
+        raise Malformed(f"series interval {interval!r} is not 1 .. 2678400 s")
+    if type(offset) is not int or not -(2**32) < offset < 2**32:
+        raise Malformed("series offset must be an integer")
+    if type(data) is not bytes:
+        raise Malformed("series values must be a byte string")
+    values = decode_values(data)
     if len(item) == 5:
         quality = tuple(_expand_quality(item[4], len(values)))
         kept = tuple([None if q in NO_VALUE else v for v, q in zip(values, quality, strict=True)])
     else:
         quality, kept = (0,) * len(values), tuple(values)
     return Series(element, interval, time - time % interval - offset * interval, kept, quality)
-
-
-def _series_fault(element: Any, interval: Any, offset: Any) -> str:
-    if type(element) is not int or not 0 <= element < 2**32:
-        return "series element must be an unsigned integer"
-    if type(interval) is not int or not 1 <= interval <= 2678400:  # 31 days
-        return f"series interval {interval!r} is not 1 .. 2678400 s"
-    if type(offset) is not int or not -(2**32) < offset < 2**32:
-        return "series offset must be an integer"
-    return "series values must be a byte string"
 
 
 def _alarm(item: Any) -> Alarm:
