@@ -12,6 +12,9 @@ would receive them. Timed, best of several repetitions:
   ``hmac.digest(key, signed, "sha256")`` and one ``cbor2.loads(body)``, with the keys already
   lined up with the frames. No Python work a real receiver could not skip.
 
+* **codec without protocol/_speedups.c**: the same, with the Python references of its two
+  functions, as on a machine without a C compiler (printed, not judged).
+
 Repetitions alternate codec and floor, so load from other processes hits both. Target:
 codec / floor ≥ 0.4. The script exits 1 if it is missed, after printing a cProfile
 summary of one codec run (``--profile`` prints it anyway).
@@ -43,6 +46,7 @@ from bench.common import (  # noqa: E402
     simulate_day,
     station_key,
 )
+from protocol import codec  # noqa: E402
 from protocol.codec import Deframer, Frame, Report, decode_frame, wrap  # noqa: E402
 from protocol.errors import FrameError  # noqa: E402
 
@@ -112,6 +116,16 @@ def best_of_interleaved(fns: list[Callable[[], object]], repeat: int = REPEAT) -
     return best
 
 
+def run_reference(stream: bytes, keys: dict[int, bytes]) -> list[Frame]:
+    """The codec with the Python references of protocol/_speedups.c (no C compiler)."""
+    compiled = codec.check_cbor, codec.decode_values
+    codec.check_cbor, codec.decode_values = codec.check_cbor_py, codec.decode_values_py
+    try:
+        return run_codec(stream, keys)
+    finally:
+        codec.check_cbor, codec.decode_values = compiled
+
+
 def profile(stream: bytes, keys: dict[int, bytes], top: int = 25) -> str:
     prof = cProfile.Profile()
     prof.enable()
@@ -135,9 +149,11 @@ def main(argv: list[str]) -> int:
     assert all(d.raw == raw for d, raw in zip(decoded, frames, strict=True))
     assert all(isinstance(d.body, Report) and len(d.body.series) == 2 for d in decoded)
     assert run_floor(stream, keys_in_order) == len(frames)
+    assert run_reference(stream, keys) == decoded
 
-    codec_s, floor_s = best_of_interleaved(
-        [lambda: run_codec(stream, keys), lambda: run_floor(stream, keys_in_order)]
+    codec_s, floor_s, reference_s = best_of_interleaved(
+        [lambda: run_codec(stream, keys), lambda: run_floor(stream, keys_in_order),
+         lambda: run_reference(stream, keys)]
     )
     n = len(frames)
     codec_fps, floor_fps = n / codec_s, n / floor_s
@@ -148,6 +164,8 @@ def main(argv: list[str]) -> int:
           f"({codec_s / n * 1e6:6.1f} us/frame)")
     print(f"  floor  cobs + crc32 + hmac + cbor2  : {floor_fps:>10,.0f} frames/s "
           f"({floor_s / n * 1e6:6.1f} us/frame)")
+    print(f"  codec without protocol/_speedups.c   : {n / reference_s:>10,.0f} frames/s "
+          f"({reference_s / n * 1e6:6.1f} us/frame; ratio {floor_s / reference_s:.3f}, not judged)")
     ok = ratio >= TARGET
     print(f"  ratio codec/floor: {ratio:.3f} (target >= {TARGET}): "
           f"{'TARGET MET' if ok else 'TARGET MISSED'}")
