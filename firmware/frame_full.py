@@ -16,7 +16,7 @@ from frame import (  # noqa: F401
 from frame import decode as _decode
 
 _MAX_INTERVAL = const(2678400)  # 31 days
-_MAX_VALUES = const(4096)  # per series on decode: a run token can claim 2^34 values
+_MAX_VALUES = const(4096)  # per series and per report on decode: run tokens can claim 2^34
 _WINDOW = const(4096)
 _I32_MIN = const(-0x80000000)
 _I32_MAX = const(0x7FFFFFFF)
@@ -207,8 +207,8 @@ def _dstatus(b):
         if t == 0:
             _int(v)
         elif t == 1:
-            if _uint(v) > 5 and k == 5:
-                raise Malformed("reset cause")
+            if (_uint(v) > 5 and k == 5) or (k == 7 and v > _U32_MAX):
+                raise Malformed("reset cause / time")
         elif t == 2:
             if type(v) is not str:
                 raise Malformed("status text")
@@ -229,7 +229,14 @@ def decode_body(ft, data, time, seq):
     if ft == DATA or ft == ALARM or ft == TEST:
         if 1 not in b:
             raise Malformed("no series")
-        series = [_dseries(s, time) for s in _list(b[1], False)]
+        series = []
+        n = 0
+        for s in _list(b[1], False):
+            s = _dseries(s, time)
+            n += len(s[3])
+            if n > _MAX_VALUES:
+                raise Malformed("values in a report")  # §5.2: all series together
+            series.append(s)
         alarms = []
         if 3 in b:
             alarms = [_dalarm(a) for a in _list(b[3], True)]

@@ -45,7 +45,7 @@ MAX_WIRE = MAX_FRAME + (MAX_FRAME + 253) // 254  # 1029: COBS of the largest fra
 EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 EPOCH_UNIX = 1_704_067_200
 REPLAY_WINDOW = 4096
-MAX_VALUES = 4096  # per series: a run token could otherwise claim 2^34 values
+MAX_VALUES = 4096  # per series and per report: run tokens could otherwise claim millions
 MAX_DEPTH = 16  # nested arrays and maps in a body (SPEC §4)
 
 DATA, ALARM, STATUS, TEST, RESULT, ACK, COMMAND = 1, 2, 3, 4, 5, 8, 9
@@ -430,9 +430,12 @@ def encode_frame(frame_type: int, station: int, seq: int, time: int, body: Body,
             raise ValueError(f"{name} {v} does not fit 32 bits")
     if station == 0:
         raise ValueError("station id 0 is invalid")
-    signed = HEADER.pack((VERSION << 4) | frame_type, station, seq, time) + cbor2.dumps(
-        body_item(frame_type, body, time)
-    )
+    item = cbor2.dumps(body_item(frame_type, body, time))
+    try:  # args and details could hold what the subset has not (mixed keys, NaN as cbor2 writes it)
+        check_cbor(item)
+    except Malformed as e:
+        raise ValueError(f"body outside the subset of SPEC §4: {e}") from None
+    signed = HEADER.pack((VERSION << 4) | frame_type, station, seq, time) + item
     raw = signed + tag(key, signed)
     raw += struct.pack(">I", _crc32(raw))
     if len(raw) > MAX_FRAME:
@@ -678,17 +681,24 @@ def decode_body(frame_type: int, data: bytes, time: int, seq: int | None = None)
     if frame_type in REPORT_TYPES:
         if 1 not in item:
             raise Malformed("report without series (key 1)")
-        series = tuple([_series(s, time) for s in _list(item[1], "series")])
+        series: list[Series] = []
+        count = 0
+        for s in _list(item[1], "series"):
+            series.append(_series(s, time))
+            count += len(series[-1].values)
+            if count > MAX_VALUES:  # checked as they come: memory stays bounded
+                raise Malformed(f"more than {MAX_VALUES} values in one report")
         if len(item) == 1:  # the usual data frame: series only
             if frame_type == ALARM:
                 raise Malformed("alarm frame without alarms (key 3)")
-            return Report(series)
+            return Report(tuple(series))
         if item.get(2) == 0 or item.get(4) == 0:
             raise Malformed("a report key with its default value (0) must be left out")
         alarms = tuple(_alarm(a) for a in _list(item[3], "alarms", True)) if 3 in item else ()
         if frame_type == ALARM and not alarms:
             raise Malformed("alarm frame without alarms (key 3)")
-        return Report(series, _uint(item.get(2, 0), "dropped"), alarms, _uint(item.get(4, 0), "flags"))
+        return Report(tuple(series), _uint(item.get(2, 0), "dropped"), alarms,
+                      _uint(item.get(4, 0), "flags"))
     if frame_type == STATUS:
         fields: dict[str, Any] = {}
         for k, (typ, unsigned) in _STATUS_TYPES.items():
@@ -699,6 +709,8 @@ def decode_body(frame_type: int, data: bytes, time: int, seq: int | None = None)
                 raise Malformed(f"status field {STATUS_NAMES[k]} has the wrong type")
             if k == 5 and v > 5:
                 raise Malformed(f"reset cause {v} undefined")
+            if k == 7 and v >= 2**32:
+                raise Malformed("oldest unacknowledged time beyond 32 bits")
             if k == 11:
                 if not all(type(c) is int and type(n) is int and n >= 0 for c, n in v.items()):
                     raise Malformed("status counters must map uint to uint")

@@ -84,7 +84,7 @@ def valid_messages() -> list[tuple[str, str, dict[str, Any]]]:
         ("data_daily_rain", "daily rain total at a 1-day interval",
          report("data", [series(10, [0, 125, 431], interval=86400,
                                 start=T - T % 86400 - 2 * 86400)])),
-        ("data_header_extremes", "largest station id and seq, earliest time",
+        ("data_header_extremes", "largest station id and seq; the series starts at the epoch (time 0)",
          report("data", [series(2, [1, 2], interval=1, start=0)], station=4294967295,
                 seq=4294967295, time=1)),
         ("alarm_rain_raised", "rain alarm raised: 10.5 mm in 30 min against 10.0 mm",
@@ -265,6 +265,9 @@ def invalid_vectors() -> list[dict[str, Any]]:
              b"\xa1\x01\x81\x84\x02\x19\x01\x2c\x00\x46\xfe\xff\xff\xff\x0f\x04", cddl_detects=False)
     bad_body("values_too_many", "one run token claiming 5000 unchanged values (limit 4096)",
              b"\xa1\x01\x81\x84\x02\x19\x01\x2c\x00\x43\x00\x9d\x4e", cddl_detects=False)
+    bad_body("values_too_many_in_report", "two series of 2100 values each (limit 4096 per report)",
+             b"\xa1\x01\x82\x84\x01\x19\x01\x2c\x00\x43\x00\xe5\x20"
+             b"\x84\x02\x19\x01\x2c\x00\x43\x00\xe5\x20", cddl_detects=False)
     bad_body("quality_code_7", "quality code 7 is undefined",
              b"\xa1\x01\x81\x85\x02\x19\x01\x2c\x00\x41\x02\x83\x00\x01\x07")
     bad_body("quality_overlap", "two quality runs overlap",

@@ -92,7 +92,7 @@ HANDMADE: list[tuple[str, str, bytes, bool]] = [
     ("report_dropped_negative", "data-body", enc({1: [SER], 2: -1}), False),
     ("report_flags_0", "data-body", enc({1: [SER], 4: 0}), False),
     ("report_alarms_empty", "data-body", enc({1: [SER], 3: []}), False),
-    ("report_vendor_key_float", "data-body", enc({1: [SER], 64: 0})[:-1] + f64(1.0), False),
+    ("report_vendor_key_float", "data-body", enc({1: [SER], 64: 0})[:-1] + f64(1.0), True),
     ("report_vendor_key_undefined", "data-body", enc({1: [SER], 64: 0})[:-1] + b"\xf7", False),
     ("report_text_key", "data-body", enc({1: [SER], "x": 1}), False),
     ("report_tag", "data-body", enc({1: [SER], 64: cbor2.CBORTag(1, 5)}), False),

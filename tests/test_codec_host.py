@@ -129,6 +129,14 @@ def test_encoder_refuses_what_the_spec_forbids() -> None:
     with pytest.raises(ValueError, match="exceeds MAX_FRAME"):
         big = tuple((i % 2) * 2**30 for i in range(300))  # five bytes per delta
         c.encode_frame(c.DATA, 1, 1, 0, c.Report((c.Series(2, 1, 0, big, (0,) * 300),)), b"k")
+    # free-form args and details: only what the decoder would accept
+    for bad, why in (({"a": 1, 2: 3}, "all unsigned integers or all text"),
+                     (float("nan"), "float other than"), ([[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]], "deeper")):
+        with pytest.raises(ValueError, match=why):
+            c.encode_frame(c.COMMAND, 1, 1, 0, c.Commands((c.Command(1, 1, bad),)), b"k")
+        with pytest.raises(ValueError, match=why):
+            c.encode_frame(c.RESULT, 1, 1, 0, c.Results((c.Result(1, 0, bad),)), b"k")
+    assert c.decode_body(c.RESULT, bytes.fromhex("a10181830100fb7ff8000000000000"), 0) is not None  # NaN
 
 
 # ---------------------------------------------------------------- properties
