@@ -298,6 +298,8 @@ def invalid_vectors() -> list[dict[str, Any]]:
     # body map, commands, command, then args nested 14 deep: 17 arrays and maps in all
     bad_body("command_args_too_deep", "command args nesting arrays 17 deep with the body map (limit 16)",
              b"\xa1\x02\x81\x83\x01\x04" + b"\x81" * 13 + b"\x80", vt=0x19, cddl_detects=False)
+    bad_body("status_oldest_past_uint32", "oldest unacknowledged time 2^32 (a uint32 field)",
+             b"\xa1\x07\x1b\x00\x00\x00\x01\x00\x00\x00\x00", vt=0x13)
     bad_body("status_counters_unsorted", "status counters with key 2 before key 1",
              b"\xa1\x0b\xa2\x02\x01\x01\x01", vt=0x13)
     replayed = c.encode_message(report("data", [series(1, [0])], seq=904), k)
