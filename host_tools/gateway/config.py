@@ -62,6 +62,7 @@ class Config:
     registry: str | None = None
     spool: str = DEFAULT_SPOOL
     spool_max_mb: float | None = None
+    spool_reserve_mb: float = 8.0
     retain_days: float = 7.0
     metrics: str | None = None
     idle_timeout: float = 300.0
@@ -115,6 +116,8 @@ class Config:
             raise ConfigError("idle timeout, max connections and retain days must be positive")
         if self.spool_max_mb is not None and self.spool_max_mb <= 0:
             raise ConfigError("--spool-max-mb must be positive")
+        if self.spool_reserve_mb < 0:
+            raise ConfigError("--spool-reserve-mb must be 0 (none) or more")
 
 
 def tls_context(ca: str | None, cert: str | None, key: str | None) -> ssl.SSLContext:
@@ -222,6 +225,9 @@ def gateway_parser() -> argparse.ArgumentParser:
     p.add_argument("--spool", metavar="PATH", help=f"spool database (default {DEFAULT_SPOOL})")
     p.add_argument("--spool-max-mb", type=float, metavar="MB",
                    help="cap the spool's size; when full the gateway stops ACKing")
+    p.add_argument("--spool-reserve-mb", type=float, metavar="MB",
+                   help="disk held back beside the spool and given back when the disk fills,"
+                        " so the gateway can make room by itself (default 8, 0: none)")
     p.add_argument("--retain-days", type=float, metavar="DAYS",
                    help="keep forwarded frames this long (default 7)")
     p.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus /metrics here")

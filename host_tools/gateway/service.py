@@ -74,7 +74,8 @@ class Gateway:
         self.commands = CommandBook()
         max_bytes = int(cfg.spool_max_mb * 1024 * 1024) if cfg.spool_max_mb else None
         try:
-            self.spool = Spool(cfg.spool, max_bytes=max_bytes)
+            self.spool = Spool(cfg.spool, max_bytes=max_bytes,
+                               reserve_bytes=int(cfg.spool_reserve_mb * 1024 * 1024))
         except SpoolError as e:
             raise GatewayError(str(e)) from None
         self.window = ReplayWindow()
@@ -202,8 +203,10 @@ class Gateway:
         stations = await self.writer.call(self.spool.station_stats)
         self._restore_stats(saved, stations)
         await self._reload_commands()
+        reserve = await self.writer.call(self.spool.keep_reserve)
         log.info("spool open", extra={"fields": {
-            "path": cfg.spool, "stations": len(highest), "window_rows": len(seen)}})
+            "path": cfg.spool, "stations": len(highest), "window_rows": len(seen),
+            "reserve_mb": cfg.spool_reserve_mb if reserve else 0}})
         target = cfg.mqtt_target()
         if target is not None:
             self.forwarder = ForwarderProcess(ForwarderOptions(
@@ -294,6 +297,10 @@ class Gateway:
                     last_prune = now
                     cutoff = time.time() - self.cfg.retain_days * 86400
                     await self.writer.call(self.spool.prune, cutoff)
+                if (self.spool.reserve_bytes and not self.spool.reserve_path.exists()
+                        and await self.writer.call(self.spool.keep_reserve)):
+                    log.info("disk has room again: spool reserve held", extra={"fields": {
+                        "reserve": str(self.spool.reserve_path)}})
             except SpoolError as e:
                 log.warning("housekeeping", extra={"fields": {"error": str(e)}})
 

@@ -20,6 +20,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+import os
+import shutil
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -29,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from protocol.codec import REPLAY_WINDOW
+
+log = logging.getLogger("hydrolink.gateway")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS frames (
@@ -126,8 +131,11 @@ def _translate(e: sqlite3.Error, path: Path) -> SpoolError:
 class Spool:
     """Synchronous access to the spool file. Not thread-safe: one thread uses it."""
 
-    def __init__(self, path: str | Path, max_bytes: int | None = None, readonly: bool = False):
+    def __init__(self, path: str | Path, max_bytes: int | None = None, readonly: bool = False,
+                 reserve_bytes: int = 0):
         self.path = Path(path)
+        self.reserve_path = self.path.with_name(self.path.name + "-reserve")
+        self.reserve_bytes = reserve_bytes
         try:
             if readonly:
                 if not self.path.exists():
@@ -158,6 +166,42 @@ class Spool:
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
             self.db.close()
+
+    # ------------------------------------------------------------ disk reserve
+
+    # Another program can fill the spool's disk to the last byte. Then SQLite cannot
+    # even write the deletions that would make room (they go through the WAL), and
+    # the gateway would wait for an operator. So it holds ``reserve_bytes`` in a file
+    # beside the spool, gives them back when the disk is full, and takes them again
+    # once the disk has twice that free.
+
+    def keep_reserve(self) -> bool:
+        """Hold the reserve if it is missing and the disk has room; True if it is held."""
+        if not self.reserve_bytes:
+            return False
+        if self.reserve_path.exists():
+            return True
+        if shutil.disk_usage(self.path.parent).free < 2 * self.reserve_bytes:
+            return False
+        tmp = self.reserve_path.with_name(self.reserve_path.name + ".tmp")
+        try:
+            fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+            try:
+                os.posix_fallocate(fd, 0, self.reserve_bytes)  # real blocks, not a sparse file
+            finally:
+                os.close(fd)
+            tmp.rename(self.reserve_path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            return False
+        return True
+
+    def release_reserve(self) -> bool:
+        """Give the reserve back if the disk (not the size cap) is full; True if it was."""
+        if not self.reserve_path.exists() or shutil.disk_usage(self.path.parent).free >= 1 << 20:
+            return False
+        self.reserve_path.unlink(missing_ok=True)
+        return True
 
     # ------------------------------------------------------------ writing
 
@@ -260,6 +304,7 @@ class Spool:
         try:
             self.commit((), ids)
         except SpoolFull:
+            self.release_reserve()
             self.delete(ids)
 
     def pending_count(self) -> int:
@@ -401,6 +446,10 @@ class SpoolWriter:
         except SpoolFull:
             # The frames of this group are refused (not ACKed); their stations send
             # them again. Make room for them: forwarded rows are at the center already.
+            if self.spool.release_reserve():
+                log.warning("disk full: released the spool's reserve to make room", extra={
+                    "fields": {"reserve": str(self.spool.reserve_path),
+                               "bytes": self.spool.reserve_bytes}})
             with contextlib.suppress(SpoolError):
                 self.spool.prune(None, limit=max(1000, len(records) * 4))
             self.spool.checkpoint()  # a WAL that cannot grow: move it into the database

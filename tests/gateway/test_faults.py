@@ -6,6 +6,7 @@ Line noise, broker outage, kill -9, replayed frames, unknown stations and a full
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
@@ -289,6 +290,7 @@ def test_disk_full_spool_stops_acks_and_says_why(tmp_path: Path, broker: Mosquit
 
     run(scenario(), timeout=150)
     gw.wait_log("spool writable again")
+    assert (tmp_path / "spool.db-reserve").stat().st_size == 8 << 20  # the cap, not the disk
     total = sum(len(st.acked) for st in stations)
     assert total == 200
     sub.wait(lambda m: len(obs_by_key(m)) >= total, 60, "every ACKed frame")
@@ -365,6 +367,49 @@ def test_real_disk_full_then_space_freed(tmp_path: Path, broker: Mosquitto, regi
         run(scenario(), timeout=150)
         total = sum(len(st.acked) for st in stations)
         assert total == 1500
+        sub.wait(lambda m: len(obs_by_key(m)) >= total, 60, "every ACKed frame")
+        assert check_delivery(stations, sub.messages) == total * 24
+        assert gw.terminate() == 0
+        sub.stop()
+    finally:
+        for g in gateways:
+            g.close()
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True, timeout=10)
+
+
+def _fill(path: Path) -> int:
+    """Write zeros to ``path`` until its file system is full; the file's size."""
+    with open(path, "wb", buffering=0) as f, contextlib.suppress(OSError):
+        while True:
+            f.write(bytes(64 * 1024))
+    return path.stat().st_size
+
+
+def test_disk_filled_by_another_program_recovers_without_an_operator(
+        tmp_path: Path, broker: Mosquitto, registry: Path, gateways: list[GatewayProc]) -> None:
+    """Something else fills the spool's disk to the last byte while the center is up: the
+    gateway makes room from what MQTT already has and goes on ACKing, the filler still there."""
+    disk = tmp_path / "disk"
+    if not _mount_tmpfs(disk, "16m"):
+        pytest.skip("cannot mount a small tmpfs here (needs root and mount rights)")
+    try:
+        sub = Subscriber(broker.port, name="selfheal").start()
+        gw = GatewayProc(tmp_path, registry, broker.url, spool=disk / "spool.db",
+                         extra=["--spool-reserve-mb", "2"])
+        gateways.append(gw)
+        gw.start()
+        stations = [SimStation(1001 + i) for i in range(5)]
+        run(together(*(resilient_station(st, lambda: gw.port, 200) for st in stations)))
+        sub.wait(lambda m: len(obs_by_key(m)) >= 1000, 30, "the first frames at the center")
+        filled = _fill(disk / "filler")
+        assert filled > 1_000_000
+        # more than the 2 MB reserve holds: the spool lives on the rows MQTT already has
+        run(together(*(resilient_station(st, lambda: gw.port, 1000, retry=0.3, deadline=120)
+                       for st in stations)), timeout=150)
+        assert (disk / "filler").stat().st_size == filled  # nobody freed anything
+        assert sum("released the spool's reserve" in ln for ln in gw.log) == 1
+        total = sum(len(st.acked) for st in stations)
+        assert total == 6000
         sub.wait(lambda m: len(obs_by_key(m)) >= total, 60, "every ACKed frame")
         assert check_delivery(stations, sub.messages) == total * 24
         assert gw.terminate() == 0
