@@ -123,6 +123,7 @@ UNVALUE_CASES: dict[str, tuple[str, list[int] | str]] = {
     "empty": ("", []),
     "zero_delta_even_token": ("0000", [0, 0]),  # not canonical, accepted as the host does
     "split_runs": ("000101", [0, 0, 0]),
+    "padded_varints": ("8000848000", [0, 1]),  # SPEC §5.2: non-minimal within 5 bytes
     "unterminated": ("0280", "Malformed"),
     "varint_6_bytes": ("808080808001", "Malformed"),
     "int32_overflow": ("feffffff0f04", "Malformed"),
