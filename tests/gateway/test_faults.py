@@ -11,6 +11,7 @@ import os
 import random
 import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -335,46 +336,45 @@ def _mount_tmpfs(path: Path, size: str) -> bool:
     return r.returncode == 0
 
 
-def test_real_disk_full_then_space_freed(tmp_path: Path, broker: Mosquitto, registry: Path,
-                                         gateways: list[GatewayProc]) -> None:
-    """The spool's file system really fills up (ENOSPC); an operator frees space."""
+@pytest.fixture
+def small_disk(tmp_path: Path, gateways: list[GatewayProc]) -> Iterator[Path]:
+    """A 16 MB tmpfs, for a real ENOSPC; unmounted once the gateways on it are closed."""
     disk = tmp_path / "disk"
     if not _mount_tmpfs(disk, "16m"):
         pytest.skip("cannot mount a small tmpfs here (needs root and mount rights)")
-    try:
-        sub = Subscriber(broker.port, name="enospc").start()
-        broker.stop()  # nothing leaves the spool
-        filler = disk / "filler"
-        filler.write_bytes(bytes(15_300 * 1024))  # leaves ~700 KB for the spool and its WAL
-        gw = GatewayProc(tmp_path, registry, broker.url, spool=disk / "spool.db")
-        gateways.append(gw)
-        gw.start()
-        stations = [SimStation(1001 + i) for i in range(5)]
+    yield disk
+    for g in gateways:
+        g.close()
+    subprocess.run(["umount", "-l", str(disk)], capture_output=True, timeout=10)
 
-        async def scenario() -> None:
-            runs = [asyncio.create_task(resilient_station(st, lambda: gw.port, 300,
-                                                          retry=0.3, deadline=120))
-                    for st in stations]
-            line = await asyncio.to_thread(gw.wait_log, "NOT acknowledging", 60)
-            assert "full" in line
-            before, sent, acked = await acks_while_full(stations, 1.0)
-            assert sent >= 10 and acked <= sent // 5, (sent, acked)
-            assert before > 0  # some were stored and ACKed before the disk filled
-            filler.unlink()  # the operator makes room
-            await asyncio.to_thread(broker.start)
-            await asyncio.gather(*runs)
 
-        run(scenario(), timeout=150)
-        total = sum(len(st.acked) for st in stations)
-        assert total == 1500
-        sub.wait(lambda m: len(obs_by_key(m)) >= total, 60, "every ACKed frame")
-        assert check_delivery(stations, sub.messages) == total * 24
-        assert gw.terminate() == 0
-        sub.stop()
-    finally:
-        for g in gateways:
-            g.close()
-        subprocess.run(["umount", "-l", str(disk)], capture_output=True, timeout=10)
+def test_real_disk_full_then_space_freed(tmp_path: Path, broker: Mosquitto, registry: Path,
+                                         gateways: list[GatewayProc], small_disk: Path) -> None:
+    """The spool's file system really fills up (ENOSPC); an operator frees space."""
+    sub = Subscriber(broker.port, name="enospc").start()
+    broker.stop()  # nothing leaves the spool
+    filler = small_disk / "filler"
+    filler.write_bytes(bytes(15_300 * 1024))  # leaves ~700 KB for the spool and its WAL
+    gw = GatewayProc(tmp_path, registry, broker.url, spool=small_disk / "spool.db")
+    gateways.append(gw)
+    gw.start()
+    stations = [SimStation(1001 + i) for i in range(5)]
+
+    async def scenario() -> None:
+        runs = [asyncio.create_task(resilient_station(st, lambda: gw.port, 300,
+                                                      retry=0.3, deadline=120))
+                for st in stations]
+        line = await asyncio.to_thread(gw.wait_log, "NOT acknowledging", 60)
+        assert "full" in line
+        before, sent, acked = await acks_while_full(stations, 1.0)
+        assert sent >= 10 and acked <= sent // 5, (sent, acked)
+        assert before > 0  # some were stored and ACKed before the disk filled
+        filler.unlink()  # the operator makes room
+        await asyncio.to_thread(broker.start)
+        await asyncio.gather(*runs)
+
+    run(scenario(), timeout=150)
+    _all_acked_at_the_center(gw, stations, sub, 1500)
 
 
 def _fill(path: Path) -> int:
@@ -386,38 +386,35 @@ def _fill(path: Path) -> int:
 
 
 def test_disk_filled_by_another_program_recovers_without_an_operator(
-        tmp_path: Path, broker: Mosquitto, registry: Path, gateways: list[GatewayProc]) -> None:
+        tmp_path: Path, broker: Mosquitto, registry: Path, gateways: list[GatewayProc],
+        small_disk: Path) -> None:
     """Something else fills the spool's disk to the last byte while the center is up: the
     gateway makes room from what MQTT already has and goes on ACKing, the filler still there."""
-    disk = tmp_path / "disk"
-    if not _mount_tmpfs(disk, "16m"):
-        pytest.skip("cannot mount a small tmpfs here (needs root and mount rights)")
-    try:
-        sub = Subscriber(broker.port, name="selfheal").start()
-        gw = GatewayProc(tmp_path, registry, broker.url, spool=disk / "spool.db",
-                         extra=["--spool-reserve-mb", "2"])
-        gateways.append(gw)
-        gw.start()
-        stations = [SimStation(1001 + i) for i in range(5)]
-        run(together(*(resilient_station(st, lambda: gw.port, 200) for st in stations)))
-        sub.wait(lambda m: len(obs_by_key(m)) >= 1000, 30, "the first frames at the center")
-        filled = _fill(disk / "filler")
-        assert filled > 1_000_000
-        # more than the 2 MB reserve holds: the spool lives on the rows MQTT already has
-        run(together(*(resilient_station(st, lambda: gw.port, 1000, retry=0.3, deadline=120)
-                       for st in stations)), timeout=150)
-        assert (disk / "filler").stat().st_size == filled  # nobody freed anything
-        assert sum("released the spool's reserve" in ln for ln in gw.log) == 1
-        total = sum(len(st.acked) for st in stations)
-        assert total == 6000
-        sub.wait(lambda m: len(obs_by_key(m)) >= total, 60, "every ACKed frame")
-        assert check_delivery(stations, sub.messages) == total * 24
-        assert gw.terminate() == 0
-        sub.stop()
-    finally:
-        for g in gateways:
-            g.close()
-        subprocess.run(["umount", "-l", str(disk)], capture_output=True, timeout=10)
+    sub = Subscriber(broker.port, name="selfheal").start()
+    gw = GatewayProc(tmp_path, registry, broker.url, spool=small_disk / "spool.db",
+                     extra=["--spool-reserve-mb", "2"])
+    gateways.append(gw)
+    gw.start()
+    stations = [SimStation(1001 + i) for i in range(5)]
+    run(together(*(resilient_station(st, lambda: gw.port, 200) for st in stations)))
+    sub.wait(lambda m: len(obs_by_key(m)) >= 1000, 30, "the first frames at the center")
+    filled = _fill(small_disk / "filler")
+    assert filled > 1_000_000
+    # more than the 2 MB reserve holds: the spool lives on the rows MQTT already has
+    run(together(*(resilient_station(st, lambda: gw.port, 1000, retry=0.3, deadline=120)
+                   for st in stations)), timeout=150)
+    assert (small_disk / "filler").stat().st_size == filled  # nobody freed anything
+    assert sum("released the spool's reserve" in ln for ln in gw.log) == 1
+    _all_acked_at_the_center(gw, stations, sub, 6000)
+
+
+def _all_acked_at_the_center(gw: GatewayProc, stations: list[SimStation], sub: Subscriber,
+                             total: int) -> None:
+    assert sum(len(st.acked) for st in stations) == total
+    sub.wait(lambda m: len(obs_by_key(m)) >= total, 60, "every ACKed frame")
+    assert check_delivery(stations, sub.messages) == total * 24
+    assert gw.terminate() == 0
+    sub.stop()
 
 
 def test_forwarder_process_killed_is_restarted(tmp_path: Path, broker: Mosquitto,
