@@ -25,7 +25,8 @@
 # as history (for the resend command) until the byte bound needs its segment.
 # What only the status report and the resend command need (the oldest
 # unsent reading's time, queueing a time range again) is in service.py:
-# its code then costs heap only while they run.
+# its code then costs heap only while they run. Reading the state back at
+# boot, the repairs and giving a frame up are in recover.py, for the same reason.
 # The bound counts segments: when a new one would exceed it, the oldest goes,
 # and every unsent reading in it is counted in "drop" for the next report.
 from micropython import const
@@ -52,6 +53,23 @@ FAULT = const(4)
 
 
 class Store:
+    # read back at boot by recover.load (the board compiles these
+    # annotations to nothing)
+    hw: int
+    seq: int
+    top: int
+    un: list
+    fl: list
+    drop: int
+    cmd: int
+    res: list
+    cnt: list
+    boff: int
+    clk: int
+    extra: dict
+    first: int
+    tail: int
+
     def __init__(self, max_bytes, trace=None, root="q"):
         self.root = root
         self.trace = trace
@@ -75,78 +93,13 @@ class Store:
             os.mkdir(root)
         except OSError:
             pass
-        self._load()
+        # the state and the segments are read at boot only: that code
+        # (recover.py) is dropped after, like the rare repairs
+        import recover
+        recover.load(self)
+        del sys.modules["recover"]
 
     # ---- state ---------------------------------------------------------
-    def _load(self):
-        st = None
-        self.hw = 0
-        try:
-            with open(self.root + "/hw") as f:
-                self.hw = int(f.read())
-        except (OSError, ValueError):
-            pass
-        lost = self.hw  # numbers were used: a missing state is a lost one
-        for name in ("state", "state.tmp"):
-            try:
-                with open(self.root + "/" + name) as f:
-                    st = json.load(f)
-                break
-            except OSError:
-                pass
-            except ValueError:
-                lost = 1
-        if type(st) is dict:
-            lost = 0
-        else:
-            st = {}
-        self.seq = st.get("seq", 1)
-        self.top = st.get("top", 0)
-        self.un = st.get("un", [])
-        self.fl = st.get("fl", [])
-        self.drop = st.get("drop", 0)
-        self.cmd = st.get("cmd", 0)
-        self.res = st.get("res", [])
-        c = st.get("cnt", [])
-        self.cnt = [0] * N_COUNTERS
-        for i in range(min(len(c), N_COUNTERS)):
-            self.cnt[i] = c[i]
-        self.boff = st.get("boff", 0)
-        self.clk = st.get("clk", 0)
-        self.extra = st.get("x", {})  # small persisted values for the app
-        # segments and in-flight frame files on flash
-        segs = []
-        keep = {}
-        for e in self.fl:
-            keep[e[0]] = 1
-            while len(e) < 6:
-                e.append(0)  # [seq, a, b, type, tries, dropped count it carries]
-        top_f = 0
-        for name in os.listdir(self.root):
-            k = name[1:]
-            if not k.isdigit():
-                continue  # state, state.tmp, hw, a segment's .t rewrite
-            if name[0] == "g":
-                segs.append(int(k))
-            elif name[0] == "f":
-                if int(k) >= top_f:
-                    top_f = int(k) + 1
-                if int(k) not in keep:
-                    os.remove(self.root + "/" + name)  # orphan: written, never sent
-        segs.sort()
-        if segs:
-            self.first = segs[0]
-            last = segs[-1]
-            self.tail = last * _PER + self._scan(last)
-        else:
-            self.first = self.top // _PER
-            self.tail = self.top
-        if lost or self.tail < self.top:
-            # rare repairs (their code costs heap only while they run)
-            import recover
-            recover.load(self, lost, top_f, segs)
-            del sys.modules["recover"]
-
     def save(self):
         st = {
             "seq": self.seq, "top": self.top, "un": self.un, "fl": self.fl,
@@ -157,26 +110,6 @@ class Store:
         with open(p + ".tmp", "w") as f:
             f.write(json.dumps(st))
         os.rename(p + ".tmp", p)
-
-    def _scan(self, k):
-        # number of good records in segment k; a bad tail is cut off
-        p = "%s/g%d" % (self.root, k)
-        n = os.stat(p)[6] // _REC
-        good = n
-        b = self._tmp
-        with open(p, "rb") as f:
-            for i in range(n):
-                f.readinto(b)
-                if not self._crc_ok(b):
-                    good = i
-                    break
-        if good != n or os.stat(p)[6] != n * _REC:
-            with open(p, "rb") as f:
-                data = f.read(good * _REC)
-            with open(p + ".t", "wb") as f:
-                f.write(data)
-            os.rename(p + ".t", p)
-        return good
 
     @staticmethod
     def _crc_ok(b):
