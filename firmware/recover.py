@@ -1,6 +1,7 @@
 # hydrolink queue code that runs at boot or rarely: reading the state and
-# the segments back, repairs, giving a frame up. Imported by store.py when
-# needed and dropped after (its code would otherwise cost heap all day).
+# the segments back, repairs, dropping the oldest segment, giving a frame
+# up. Imported by store.py when needed and dropped after (its code would
+# otherwise cost heap all day).
 from micropython import const
 import json
 import os
@@ -122,6 +123,36 @@ def _scan(st, k):
             f.write(data)
         os.rename(p + ".t", p)
     return good
+
+
+def drop_segment(st):
+    # the bound is reached: the oldest segment goes; its unsent readings
+    # are counted, never silently lost
+    a = st.first * _PER
+    b = a + _PER
+    n = 0
+    un = []
+    for x in st.un:
+        lo = x[0] if x[0] > a else a
+        hi = x[1] if x[1] < b else b
+        if hi > lo:
+            n += hi - lo
+        if x[1] > b:
+            un.append([x[0] if x[0] > b else b, x[1]])
+    st.un = un
+    if st.top < b:
+        lo = st.top if st.top > a else a
+        n += (b if b < st.tail else st.tail) - lo
+        st.top = b if b < st.tail else st.tail
+    if n:
+        st.drop += n
+        st.cnt[6] += n
+    st.save()
+    try:
+        os.remove("%s/g%d" % (st.root, st.first))
+    except OSError:
+        pass
+    st.first += 1
 
 
 def give_up(st, e):

@@ -26,7 +26,8 @@
 # What only the status report and the resend command need (the oldest
 # unsent reading's time, queueing a time range again) is in service.py:
 # its code then costs heap only while they run. Reading the state back at
-# boot, the repairs and giving a frame up are in recover.py, for the same reason.
+# boot, the repairs, dropping the oldest segment and giving a frame up are in
+# recover.py, for the same reason.
 # The bound counts segments: when a new one would exceed it, the oldest goes,
 # and every unsent reading in it is counted in "drop" for the next report.
 from micropython import const
@@ -141,37 +142,12 @@ class Store:
         if self._f:
             self._f.close()
             self._f = None
-        while k - self.first + 1 > self.max_segs:
-            self._drop_segment()
-
-    def _drop_segment(self):
-        # the bound is reached: the oldest segment goes; its unsent readings
-        # are counted, never silently lost
-        a = self.first * _PER
-        b = a + _PER
-        n = 0
-        un = []
-        for x in self.un:
-            lo = x[0] if x[0] > a else a
-            hi = x[1] if x[1] < b else b
-            if hi > lo:
-                n += hi - lo
-            if x[1] > b:
-                un.append([x[0] if x[0] > b else b, x[1]])
-        self.un = un
-        if self.top < b:
-            lo = self.top if self.top > a else a
-            n += (b if b < self.tail else self.tail) - lo
-            self.top = b if b < self.tail else self.tail
-        if n:
-            self.drop += n
-            self.cnt[6] += n
-        self.save()
-        try:
-            os.remove("%s/g%d" % (self.root, self.first))
-        except OSError:
-            pass
-        self.first += 1
+        if k - self.first + 1 > self.max_segs:
+            # the bound is reached (twice a day once the kept history fills it)
+            import recover
+            while k - self.first + 1 > self.max_segs:
+                recover.drop_segment(self)
+            del sys.modules["recover"]
 
     def _load_batch(self, a, b):
         # records a..b-1 into the batch arrays; returns how many were read
