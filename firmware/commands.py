@@ -96,7 +96,7 @@ def command(app, cid, op, args):
             config.save(CONFIG, new)
         except OSError as e:
             return [cid, 3, "save: %s" % e]
-        app.apply(new)
+        apply(app, new)
         return [cid, 0]
     if op == 2:
         import config
@@ -122,6 +122,18 @@ def command(app, cid, op, args):
         app.send_status()
         return [cid, 0]
     return [cid, 1]
+
+
+def apply(app, cfg):
+    # a new configuration, taken by every part without a restart
+    app.cfg = cfg
+    app.gauge.configure(cfg["debounce_ms"], cfg["stuck_ms"])
+    if app.level is not None:
+        app.level.configure(cfg)
+    app.sampler.configure(cfg)
+    app.alarms.configure(cfg)
+    app.pw.configure(cfg)
+    app.retime()
 
 
 def send_test(app):

@@ -296,16 +296,6 @@ class Station:
         unload("commands")
         unload("config")
 
-    def apply(self, cfg):
-        self.cfg = cfg
-        self.gauge.configure(cfg["debounce_ms"], cfg["stuck_ms"])
-        if self.level is not None:
-            self.level.configure(cfg)
-        self.sampler.configure(cfg)
-        self.alarms.configure(cfg)
-        self.pw.configure(cfg)
-        self.retime()
-
     # ---- run -----------------------------------------------------------------
     async def main(self):
         gc.collect()
