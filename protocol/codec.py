@@ -813,6 +813,16 @@ class ReplayWindow:
             bits |= 1 << (h - seq)
         self.stations[station] = (h, bits)
 
+    def merge(self, station: int, highest: int, bits: int) -> None:
+        """Record as accepted the seqs of a bitmap (bit i: seq ``highest`` - i), as a
+        restarted receiver does with the history it saved."""
+        h, mine = self.stations.get(station, (highest, 0))
+        if highest > h:
+            mine, h = (mine << (highest - h)) & self._full, highest
+        if h - highest < self.size:
+            mine |= (bits << (h - highest)) & self._full
+        self.stations[station] = (h, mine)
+
     def highest(self, station: int) -> int | None:
         """The highest accepted seq of a station, if any."""
         return self.stations[station][0] if station in self.stations else None

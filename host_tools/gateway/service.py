@@ -199,6 +199,8 @@ class Gateway:
             self.window.accept(sid, h)
         for sid, seq in seen:
             self.window.accept(sid, seq)
+        for sid, (h, bits) in (await self.writer.call(self.spool.pruned_window)).items():
+            self.window.merge(sid, h, bits)  # frames deleted from the spool stay seen
         saved = await self.writer.call(self.spool.meta, "stats")
         stations = await self.writer.call(self.spool.station_stats)
         self._restore_stats(saved, stations)

@@ -54,6 +54,11 @@ CREATE TABLE IF NOT EXISTS stations (
     station INTEGER PRIMARY KEY,
     highest INTEGER NOT NULL        -- highest accepted seq, survives pruning
 );
+CREATE TABLE IF NOT EXISTS pruned (  -- the replay window's memory of deleted rows (SPEC §6)
+    station INTEGER PRIMARY KEY,
+    highest INTEGER NOT NULL,       -- the highest deleted seq
+    seen    BLOB    NOT NULL        -- bit i (of a big-endian integer): seq highest - i deleted
+);
 CREATE TABLE IF NOT EXISTS commands (
     station    INTEGER NOT NULL,
     id         INTEGER NOT NULL,
@@ -257,14 +262,31 @@ class Spool:
         """Delete forwarded rows received before ``before`` (all forwarded: None), oldest first."""
         cond = "forwarded IS NOT NULL" + ("" if before is None else " AND received < ?")
         params: tuple[Any, ...] = () if before is None else (before,)
-        try:
-            cur = self.db.execute(
-                f"DELETE FROM frames WHERE id IN (SELECT id FROM frames WHERE {cond}"
-                f" ORDER BY id LIMIT {int(limit)})", params,
-            )
-            return cur.rowcount
-        except sqlite3.Error as e:
-            raise _translate(e, self.path) from None
+        with self._transaction() as db:
+            return self._forget(db, db.execute(
+                f"SELECT id, station, seq FROM frames WHERE {cond} ORDER BY id LIMIT {int(limit)}",
+                params).fetchall())
+
+    def _forget(self, db: sqlite3.Connection, rows: list[tuple[int, int, int]]) -> int:
+        """Delete rows (id, station, seq), keeping their seqs for the replay window: a
+        recording of a deleted frame must stay a duplicate after a restart."""
+        seqs: dict[int, list[int]] = {}
+        for _, station, seq in rows:
+            seqs.setdefault(station, []).append(seq)
+        for station, deleted in seqs.items():
+            row = db.execute("SELECT highest, seen FROM pruned WHERE station = ?",
+                             (station,)).fetchone()
+            old, bits = (int(row[0]), int.from_bytes(row[1], "big")) if row else (0, 0)
+            top = max(old, *deleted)
+            bits = bits << (top - old) if top - old < REPLAY_WINDOW else 0
+            for seq in deleted:
+                if top - seq < REPLAY_WINDOW:
+                    bits |= 1 << (top - seq)
+            bits &= (1 << REPLAY_WINDOW) - 1
+            db.execute("INSERT OR REPLACE INTO pruned (station, highest, seen) VALUES (?, ?, ?)",
+                       (station, top, bits.to_bytes(REPLAY_WINDOW // 8, "big")))
+        db.executemany("DELETE FROM frames WHERE id = ?", [(r[0],) for r in rows])
+        return len(rows)
 
     def checkpoint(self) -> bool:
         """Copy the WAL into the database and truncate it (frees disk when the WAL is big).
@@ -277,7 +299,10 @@ class Spool:
 
     def delete(self, ids: Sequence[int]) -> None:
         """Delete rows by id (forwarded rows, when there is no room to mark them)."""
-        self.commit((), (), [("DELETE FROM frames WHERE id = ?", (i,)) for i in ids])
+        with self._transaction() as db:
+            rows = [db.execute("SELECT id, station, seq FROM frames WHERE id = ?", (i,)).fetchone()
+                    for i in ids]
+            self._forget(db, [r for r in rows if r is not None])
 
     def set_meta(self, key: str, value: Any) -> None:
         self.commit((), (), [("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
@@ -320,6 +345,12 @@ class Spool:
             "SELECT f.station, f.seq FROM frames f JOIN stations s ON f.station = s.station"
             " WHERE f.seq > s.highest - ?", (REPLAY_WINDOW,))]
         return highest, seen
+
+    def pruned_window(self) -> dict[int, tuple[int, int]]:
+        """Per station, the seqs of deleted rows still inside a replay window: (highest, bits),
+        bit i being seq highest - i (see :meth:`protocol.codec.ReplayWindow.merge`)."""
+        return {int(s): (int(h), int.from_bytes(b, "big"))
+                for s, h, b in self._all("SELECT station, highest, seen FROM pruned")}
 
     def commands(self, station: int | None = None, waiting_only: bool = False) -> list[CommandRow]:
         where, params = [], []

@@ -13,9 +13,11 @@ import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from host_tools.gateway.spool import Spool
 from protocol import codec as c
 
 from .helpers import (
@@ -166,6 +168,21 @@ def test_kill_9_during_busy_run_and_restart(tmp_path: Path, broker: Mosquitto, r
     sub.stop()
 
 
+async def _sent(st: SimStation, port: int, frames: list[bytes], expect_ack: bool) -> list[bool]:
+    """Send frames as they are (recordings, retransmissions); which ones were ACKed."""
+    conn, w = await tcp_conn(st, port)
+    out = []
+    for raw in frames:
+        try:
+            await conn.send(raw, retry=1.0 if expect_ack else 0.5, deadline=0)
+            out.append(True)
+        except AssertionError:
+            out.append(False)
+    await conn.close()
+    w.close()
+    return out
+
+
 def test_replayed_frames(tmp_path: Path, broker: Mosquitto, registry: Path,
                          gateways: list[GatewayProc]) -> None:
     sub = Subscriber(broker.port, name="replay").start()
@@ -176,18 +193,8 @@ def test_replayed_frames(tmp_path: Path, broker: Mosquitto, registry: Path,
     st = SimStation(1001)
     recorded = [st.report() for _ in range(3)]
 
-    async def send(frames: list[bytes], expect_ack: bool) -> list[bool]:
-        conn, w = await tcp_conn(st, gw.port)
-        out = []
-        for raw in frames:
-            try:
-                await conn.send(raw, retry=1.0 if expect_ack else 0.5, deadline=0)
-                out.append(True)
-            except AssertionError:
-                out.append(False)
-        await conn.close()
-        w.close()
-        return out
+    def send(frames: list[bytes], expect_ack: bool) -> Any:
+        return _sent(st, gw.port, frames, expect_ack)
 
     assert run(send(recorded, True)) == [True] * 3
     # the station moves far ahead (seq 5000): seq 1..904 fall out of the replay window
@@ -216,6 +223,31 @@ def test_replayed_frames(tmp_path: Path, broker: Mosquitto, registry: Path,
     assert "replay 3" in status, status
     sub.stop()
     msub.stop()
+
+
+def test_frames_pruned_from_the_spool_are_not_new_after_a_restart(
+        tmp_path: Path, broker: Mosquitto, registry: Path, gateways: list[GatewayProc]) -> None:
+    # Rows go after --retain-days (or for room on a full disk); a recording of one of them,
+    # still inside the replay window, must be a duplicate after a restart, not published again.
+    sub = Subscriber(broker.port, name="pruned").start()
+    gw = GatewayProc(tmp_path, registry, broker.url)
+    gateways.append(gw)
+    gw.start()
+    st = SimStation(1001)
+    recorded = [st.report() for _ in range(3)]
+    assert run(_sent(st, gw.port, recorded, True)) == [True] * 3
+    sub.wait(lambda m: len(obs_by_key(m)) >= 3, 20, "the three frames")
+    assert gw.terminate() == 0
+    spool = Spool(gw.spool)
+    spool.mark_forwarded([r.id for r in spool.pending(0, 10)])
+    assert spool.prune(None) == 3 and spool.count() == 0
+    spool.close()
+    gw.start()
+    assert run(_sent(st, gw.port, [recorded[1], st.report()], True)) == [True, True]
+    sub.wait(lambda m: len(obs_by_key(m)) >= 4, 20, "the new frame")  # published in spool order
+    assert gw.terminate() == 0
+    assert [m[1]["seq"] for m in sub.messages if m[0].endswith("/obs")] == [1, 2, 3, 4]
+    sub.stop()
 
 
 def test_unknown_station_and_bad_tag(tmp_path: Path, broker: Mosquitto, registry: Path,

@@ -124,6 +124,51 @@ def test_spool_group_commit_window_and_marks(tmp_path: Path) -> None:
     spool.close()
 
 
+def test_pruned_frames_stay_in_the_replay_window_across_a_restart(tmp_path: Path) -> None:
+    # Frames older than --retain-days (or deleted for room on a full disk) are gone from the
+    # spool, but a recording of them must not become new after a restart (SPEC §6).
+    st = SimStation(1001)
+    frames = [st.report() for _ in range(30)]
+    sent_later = frames.pop(4)  # seq 5: not received yet (a gap the station will fill)
+    spool = Spool(tmp_path / "s.db")
+    p, _, _ = make_pipeline(tmp_path)
+    for raw in frames:
+        v = p.check(raw, "tcp:x")
+        assert isinstance(v, New)
+        spool.commit([v.record])
+    spool.mark_forwarded([r.id for r in spool.pending(0, 100)[:20]])
+    assert spool.prune(None) == 20  # seqs 1-4 and 6-21 gone from disk
+    spool.delete([r.id for r in spool.pending(0, 100)[:3]])  # 22-24, as on a full disk
+    spool.close()
+
+    restarted, _, _ = make_pipeline(tmp_path)
+    spool = Spool(tmp_path / "s.db")
+    highest, seen = spool.window()
+    for sid, h in highest.items():
+        restarted.window.accept(sid, h)
+    for sid, seq in seen:
+        restarted.window.accept(sid, seq)
+    for sid, (h, bits) in spool.pruned_window().items():
+        restarted.window.merge(sid, h, bits)
+    assert all(isinstance(restarted.check(raw, "tcp:x"), Duplicate) for raw in frames)
+    assert isinstance(restarted.check(sent_later, "tcp:x"), New)  # the gap is still open
+    # pruning again merges into what is remembered; far newer frames move the window on
+    spool.mark_forwarded([r.id for r in spool.pending(0, 100)])
+    spool.prune(None)
+    assert spool.window()[1] == []
+    h, bits = spool.pruned_window()[1001]
+    assert h == 30 and [q for q in range(1, 31) if bits >> (30 - q) & 1] == \
+        [q for q in range(1, 31) if q != 5]
+    spool.close()
+    # the merge: an old bitmap against a window that moved on
+    w = c.ReplayWindow()
+    w.accept(1001, 20 + c.REPLAY_WINDOW)  # the window is now 21 .. 4116
+    w.merge(1001, h, bits)
+    assert [w.check(1001, q) for q in (21, 30, 31)] == [False, False, True]
+    with pytest.raises(c.Replay):
+        w.check(1001, 20)
+
+
 def test_spool_full_is_reported_and_makes_room(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "s.db", max_bytes=60 * 1024)
     n = 0
