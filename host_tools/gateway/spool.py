@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from protocol.codec import REPLAY_WINDOW
+from protocol.codec import REPLAY_WINDOW, ReplayWindow
 
 log = logging.getLogger("hydrolink.gateway")
 
@@ -270,21 +270,17 @@ class Spool:
     def _forget(self, db: sqlite3.Connection, rows: list[tuple[int, int, int]]) -> int:
         """Delete rows (id, station, seq), keeping their seqs for the replay window: a
         recording of a deleted frame must stay a duplicate after a restart."""
-        seqs: dict[int, list[int]] = {}
-        for _, station, seq in rows:
-            seqs.setdefault(station, []).append(seq)
-        for station, deleted in seqs.items():
+        window = ReplayWindow()  # of the deleted seqs only
+        for station in {r[1] for r in rows}:
             row = db.execute("SELECT highest, seen FROM pruned WHERE station = ?",
                              (station,)).fetchone()
-            old, bits = (int(row[0]), int.from_bytes(row[1], "big")) if row else (0, 0)
-            top = max(old, *deleted)
-            bits = bits << (top - old) if top - old < REPLAY_WINDOW else 0
-            for seq in deleted:
-                if top - seq < REPLAY_WINDOW:
-                    bits |= 1 << (top - seq)
-            bits &= (1 << REPLAY_WINDOW) - 1
-            db.execute("INSERT OR REPLACE INTO pruned (station, highest, seen) VALUES (?, ?, ?)",
-                       (station, top, bits.to_bytes(REPLAY_WINDOW // 8, "big")))
+            if row:
+                window.merge(station, int(row[0]), int.from_bytes(row[1], "big"))
+        for _, station, seq in rows:
+            window.accept(station, seq)
+        db.executemany("INSERT OR REPLACE INTO pruned (station, highest, seen) VALUES (?, ?, ?)",
+                       [(station, top, bits.to_bytes(REPLAY_WINDOW // 8, "big"))
+                        for station, (top, bits) in window.stations.items()])
         db.executemany("DELETE FROM frames WHERE id = ?", [(r[0],) for r in rows])
         return len(rows)
 
