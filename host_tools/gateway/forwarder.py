@@ -118,7 +118,7 @@ class Forwarder:
     async def main(self) -> None:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self.stop.set)
-        self.spool = await self.db(Spool, self.opts.spool)
+        self.spool = await self.db(lambda: Spool(self.opts.spool, durable=False))  # marks only
         self.registry = load_registry(self.opts.registry)
         threading.Thread(target=self._control, args=(loop,), daemon=True).start()
         tasks = [asyncio.create_task(t) for t in (self._mqtt(), self._marks(), self._status())]

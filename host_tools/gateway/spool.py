@@ -137,7 +137,7 @@ class Spool:
     """Synchronous access to the spool file. Not thread-safe: one thread uses it."""
 
     def __init__(self, path: str | Path, max_bytes: int | None = None, readonly: bool = False,
-                 reserve_bytes: int = 0):
+                 reserve_bytes: int = 0, durable: bool = True):
         self.path = Path(path)
         self.reserve_path = self.path.with_name(self.path.name + "-reserve")
         self.reserve_bytes = reserve_bytes
@@ -157,8 +157,11 @@ class Spool:
                 mode = self.db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
                 if mode != "wal":
                     raise SpoolError(f"spool {self.path}: cannot use WAL mode (got {mode})")
-                # FULL: a commit is on disk (fsync of the WAL) before we ACK.
-                self.db.execute("PRAGMA synchronous=FULL")
+                # FULL: a commit is on disk (fsync of the WAL) before we ACK. The forwarder's
+                # marks need not be (a lost one means a message published again, which
+                # at-least-once allows): NORMAL, no fsync, so they never hold the write
+                # lock for a disk flush that the gateway's next commit would wait for.
+                self.db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
                 self.db.executescript(SCHEMA)
                 if max_bytes:
                     page = self.db.execute("PRAGMA page_size").fetchone()[0]
