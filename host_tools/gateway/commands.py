@@ -38,6 +38,7 @@ class CommandBook:
     def __init__(self) -> None:
         self.waiting: dict[int, list[CommandRow]] = {}
         self.known: dict[int, dict[int, tuple[int, Any]]] = {}  # station -> id -> (op, args)
+        self.announced: set[tuple[int, int]] = set()  # (station, id) whose first send is out
 
     def load(self, rows: Sequence[CommandRow]) -> None:
         waiting: dict[int, list[CommandRow]] = {}
@@ -47,6 +48,17 @@ class CommandBook:
             if r.result is None:
                 waiting.setdefault(r.station, []).append(r)
         self.waiting, self.known = waiting, known
+
+    def first_sends(self, station: int, ids: Sequence[int]) -> list[dict[str, Any]]:
+        """Of the commands just sent in an ACK, those going out for the first time (since
+        this gateway started), as event entries ``{"id", "op", ?"args"}``."""
+        out = []
+        for i in ids:
+            if (station, i) not in self.announced:
+                self.announced.add((station, i))
+                op, args = self.known.get(station, {}).get(i, (0, None))
+                out.append({"id": i, "op": op_name(op)} | ({} if args is None else {"args": args}))
+        return out
 
     def for_ack(self, station: int) -> tuple[Command, ...]:
         rows = self.waiting.get(station)

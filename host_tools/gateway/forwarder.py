@@ -39,7 +39,7 @@ from ..registry import Registry, RegistryError, load_registry
 from .config import ConfigError, tls_context
 from .logs import setup_logging
 from .metrics import Stats
-from .payload import encode_json, frame_payload, stored_frame, topic_kind
+from .payload import PAYLOAD_VERSION, encode_json, frame_payload, iso, stored_frame, topic_kind
 from .spool import PendingRow, Spool, SpoolError
 
 log = logging.getLogger("hydrolink.gateway")
@@ -161,8 +161,10 @@ class Forwarder:
                 self.registry = load_registry(self.opts.registry)
             except RegistryError as e:
                 log.error("forwarder kept the old registry", extra={"fields": {"error": str(e)}})
-        elif kind == "state" and self.client is not None and self.connected:
-            t = asyncio.get_running_loop().create_task(self._states(self.client, msg[1]))
+        elif kind in ("state", "sent") and self.client is not None and self.connected:
+            job = self._states(self.client, msg[1]) if kind == "state" else \
+                self._sent(self.client, *msg[1:])
+            t = asyncio.get_running_loop().create_task(job)
             self._background.add(t)
             t.add_done_callback(self._background.discard)
 
@@ -295,6 +297,17 @@ class Forwarder:
                 await client.publish(f"{self.prefix}/{state['station']}/state",
                                      encode_json(state), qos=1, retain=True,
                                      timeout=PUBACK_TIMEOUT)
+
+    async def _sent(self, client: aiomqtt.Client, station: int, ack_seq: int,
+                    commands: list[dict[str, Any]], at: float) -> None:
+        """``<prefix>/<station>/events``: commands going out for the first time, in the ACK
+        of uplink ``ack_seq``. Not from the spool: an event the broker misses is not sent
+        again (``hydrolink command --status`` has the state)."""
+        payload = {"v": PAYLOAD_VERSION, "station": station, "event": "command_sent",
+                   "ack_seq": ack_seq, "sent": iso(at), "commands": commands}
+        with contextlib.suppress(aiomqtt.MqttError):
+            await client.publish(f"{self.prefix}/{station}/events", encode_json(payload), qos=1,
+                                 timeout=PUBACK_TIMEOUT)
 
     # ------------------------------------------------------------ marks
 

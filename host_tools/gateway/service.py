@@ -186,6 +186,9 @@ class Gateway:
                 f"UPDATE commands SET sent = ?, sends = sends + 1 WHERE station = ? AND id IN"
                 f" ({marks})", (time.time(), frame.station, *command_ids),
             )
+            first = self.commands.first_sends(frame.station, command_ids)
+            if first and self.forwarder is not None:
+                self.forwarder.send(("sent", frame.station, frame.seq, first, time.time()))
 
     # ------------------------------------------------------------ lifecycle
 

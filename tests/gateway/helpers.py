@@ -549,11 +549,12 @@ async def resilient_station(st: SimStation, port: Callable[[], int], frames: int
 
 
 def obs_by_key(messages: Iterable[tuple[Any, ...]]) -> dict[tuple[int, int], dict[str, Any]]:
-    """Station frames published (obs, alarm, events), by (station, seq); last copy wins."""
+    """Station frames published (obs, alarm, events), by (station, seq); last copy wins.
+    (Events that are not frames, such as ``command_sent``, have no seq.)"""
     out: dict[tuple[int, int], dict[str, Any]] = {}
     for m in messages:
         topic, payload = m[0], m[1]
-        if topic.rsplit("/", 1)[-1] in ("obs", "alarm", "status", "events"):
+        if topic.rsplit("/", 1)[-1] in ("obs", "alarm", "status", "events") and "seq" in payload:
             out[(payload["station"], payload["seq"])] = payload
     return out
 

@@ -77,6 +77,16 @@ def test_command_queued_delivered_answered_and_published(
         "op": "set_config", "args": {"gain": 1.5, "mode": "storm", "report_interval": 300}}}
     assert event["results"][1]["code"] == "bad_args"
     assert event["results"][1]["detail"] == "range too long"
+    # each command's first trip out in an ACK was an event too, once, before the result
+    # (one event, or two if the gateway loaded the second command an ACK later)
+    sent = [(i, m[1]) for i, m in enumerate(sub.messages)
+            if m[0] == "hydrolink/v1/1003/events" and m[1].get("event") == "command_sent"]
+    assert [k for _, p in sent for k in p["commands"]] == [
+        {"id": 1, "op": "set_config", "args": {"gain": 1.5, "mode": "storm", "report_interval": 300}},
+        {"id": 2, "op": "resend", "args": commands[1].args}]
+    assert all(p["ack_seq"] in st.sent and p["sent"].endswith("Z") for _, p in sent)
+    assert max(i for i, _ in sent) < next(j for j, m in enumerate(sub.messages)
+                                          if m[1].get("seq") == result_seq)
 
     out = hydrolink("command", "--spool", spool, "--status", "--json")
     rows = [json.loads(line) for line in out.stdout.splitlines()]
