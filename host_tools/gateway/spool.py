@@ -209,6 +209,8 @@ class Spool:
         if not self.reserve_path.exists() or shutil.disk_usage(self.path.parent).free >= 1 << 20:
             return False
         self.reserve_path.unlink(missing_ok=True)
+        log.warning("disk full: released the spool's reserve to make room",
+                    extra={"fields": {"reserve": str(self.reserve_path)}})
         return True
 
     # ------------------------------------------------------------ writing
@@ -476,10 +478,7 @@ class SpoolWriter:
         except SpoolFull:
             # The frames of this group are refused (not ACKed); their stations send
             # them again. Make room for them: forwarded rows are at the center already.
-            if self.spool.release_reserve():
-                log.warning("disk full: released the spool's reserve to make room", extra={
-                    "fields": {"reserve": str(self.spool.reserve_path),
-                               "bytes": self.spool.reserve_bytes}})
+            self.spool.release_reserve()
             with contextlib.suppress(SpoolError):
                 self.spool.prune(None, limit=max(1000, len(records) * 4))
             self.spool.checkpoint()  # a WAL that cannot grow: move it into the database
