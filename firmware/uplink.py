@@ -101,13 +101,13 @@ class Uplink:
         seq = None
         if pw.may_send():
             e = None
-            ahead = False  # the report sent ahead is still in flight
+            ahead_waiting = False  # the report sent ahead is still in flight
             for x in st.fl:  # round-robin: the fewest tries, newest among equals
                 if e is None or x[4] <= e[4]:
                     e = x
                 if x[0] == self.ahead:
-                    ahead = True
-            if self.report_due and (e is None or (e[4] and not ahead)):
+                    ahead_waiting = True
+            if self.report_due and (e is None or (e[4] and not ahead_waiting)):
                 self._bf = 0
                 seq = st.make_records_frame(frame.DATA, True, self._enc, self.buf,
                                             self.app.cfg["max_frame"])
