@@ -84,11 +84,11 @@ class Stats:
         self.latency_sum += seconds
         self.latency_count += 1
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self, now: float | None = None) -> dict[str, Any]:
         """JSON-able view of the gateway-wide counters for ``--status`` (the stations are
         saved one row each, only when they change: a national network has 100,000)."""
         return {
-            "saved": time.time(), "started": self.started,
+            "saved": time.time() if now is None else now, "started": self.started,
             "rejected": {r: self.rejected.get(r, 0) for r in REJECT_REASONS},
             "accepted": dict(self.accepted), "duplicates": self.duplicates, "acks": self.acks,
             "refused": self.refused, "spool_error": self.spool_error,

@@ -64,13 +64,15 @@ class GatewayError(Exception):
 
 
 class Gateway:
-    def __init__(self, cfg: Config, registry: Registry | None = None) -> None:
+    def __init__(self, cfg: Config, registry: Registry | None = None, *,
+                 clock: Callable[[], float] = time.time) -> None:
         self.cfg = cfg
+        self.clock = clock  # every wall time stamped or compared (the simulator's is virtual)
         try:
             self.registry = registry or load_registry(cfg.registry or "")
         except RegistryError as e:
             raise GatewayError(str(e)) from None
-        self.stats = Stats()
+        self.stats = Stats(started=clock())
         self.commands = CommandBook()
         max_bytes = int(cfg.spool_max_mb * 1024 * 1024) if cfg.spool_max_mb else None
         try:
@@ -79,7 +81,8 @@ class Gateway:
         except SpoolError as e:
             raise GatewayError(str(e)) from None
         self.window = ReplayWindow()
-        self.pipeline = Pipeline(self.registry, self.stats, self.commands, window=self.window)
+        self.pipeline = Pipeline(self.registry, self.stats, self.commands, window=self.window,
+                                 clock=clock)
         self.pending: dict[tuple[int, int], asyncio.Future[None]] = {}
         self.writer: SpoolWriter | None = None
         self.forwarder: ForwarderProcess | None = None
@@ -126,12 +129,12 @@ class Gateway:
             inflight.add_done_callback(lambda f: self._after_commit(f, link, frame, t0, False))
             return True
         if isinstance(verdict, Duplicate):
-            self.pipeline.duplicate(frame, link.name, time.time())
+            self.pipeline.duplicate(frame, link.name, self.clock())
             self._ack(link, frame, t0)
             return True
         assert isinstance(verdict, New) and self.writer is not None
         if isinstance(frame.body, Results):
-            now = time.time()
+            now = self.clock()
             for r in frame.body.results:  # same group commit as the frame
                 detail = None if r.detail is None else json.dumps(r.detail, default=_hex)
                 self.writer.execute(
@@ -168,7 +171,7 @@ class Gateway:
         if first:
             self.pipeline.committed(frame, link.name, received)
         else:
-            self.pipeline.duplicate(frame, link.name, time.time())
+            self.pipeline.duplicate(frame, link.name, self.clock())
         self._ack(link, frame, t0)
         return True
 
@@ -184,11 +187,11 @@ class Gateway:
             marks = ",".join("?" * len(command_ids))
             self.writer.execute(
                 f"UPDATE commands SET sent = ?, sends = sends + 1 WHERE station = ? AND id IN"
-                f" ({marks})", (time.time(), frame.station, *command_ids),
+                f" ({marks})", (self.clock(), frame.station, *command_ids),
             )
             first = self.commands.first_sends(frame.station, command_ids)
             if first and self.forwarder is not None:
-                self.forwarder.send(("sent", frame.station, frame.seq, first, time.time()))
+                self.forwarder.send(("sent", frame.station, frame.seq, first, self.clock()))
 
     # ------------------------------------------------------------ lifecycle
 
@@ -283,7 +286,8 @@ class Gateway:
 
     async def _housekeeping(self) -> None:
         assert self.writer is not None
-        last_stats = last_prune = time.monotonic()
+        last_stats = time.monotonic()
+        last_prune = self.clock()  # retention follows the gateway's clock (virtual in the sim)
         while True:
             await asyncio.sleep(COMMANDS_EVERY)
             try:
@@ -298,9 +302,10 @@ class Gateway:
                         self.forwarder.send(("state", [self.state_of(s) for s in sorted(dirty)]))
                     self.stats.spool_pending = await self.writer.call(self.spool.pending_count)
                     await self.save_stats()
-                if now - last_prune >= PRUNE_EVERY:
-                    last_prune = now
-                    cutoff = time.time() - self.cfg.retain_days * 86400
+                wall = self.clock()
+                if wall - last_prune >= PRUNE_EVERY or wall < last_prune:
+                    last_prune = wall
+                    cutoff = self.clock() - self.cfg.retain_days * 86400
                     await self.writer.call(self.spool.prune, cutoff)
                 if (self.spool.reserve_bytes and not self.spool.reserve_path.exists()
                         and await self.writer.call(self.spool.keep_reserve)):
@@ -312,7 +317,7 @@ class Gateway:
     async def save_stats(self) -> None:
         assert self.writer is not None
         self.writer.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                            ("stats", json.dumps(self.stats.snapshot())))
+                            ("stats", json.dumps(self.stats.snapshot(self.clock()))))
         dirty, self.stats.dirty = self.stats.dirty, set()
         for sid in sorted(dirty):
             if sid in self.stats.stations:

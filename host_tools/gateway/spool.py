@@ -369,8 +369,9 @@ class Spool:
             for s, i, op, a, q, sent, n, r, d, done in self._all(sql, params)
         ]
 
-    def queue_command(self, station: int, op: int, args: Any) -> int:
-        """Queue a command; returns its id (per station, increasing from 1)."""
+    def queue_command(self, station: int, op: int, args: Any, *, now: float | None = None) -> int:
+        """Queue a command; returns its id (per station, increasing from 1). ``now``: the
+        queue time (default the system clock; the simulator passes its virtual clock)."""
         with self._transaction() as db:
             (last,) = db.execute(
                 "SELECT coalesce(max(id), 0) FROM commands WHERE station = ?", (station,)
@@ -378,7 +379,8 @@ class Spool:
             cid = int(last) + 1
             db.execute(
                 "INSERT INTO commands (station, id, op, args, queued) VALUES (?,?,?,?,?)",
-                (station, cid, op, None if args is None else json.dumps(args), time.time()),
+                (station, cid, op, None if args is None else json.dumps(args),
+                 time.time() if now is None else now),
             )
         return cid
 
