@@ -24,6 +24,8 @@ DEFAULTS = {
     # -- identity (written by the flashing tool)
     "station": 0,  # station id 1 .. 2^30-1 (SPEC §1); 0 = not provisioned
     "key": "",  # HMAC key, 64 hex chars = 32 bytes; "" = not provisioned
+    "pin_hash": "",  # technician PIN, PBKDF2-HMAC-SHA256 (pin.py): 64 hex; "" = none
+    "pin_salt": "",  # its salt: 32 hex (16 bytes)
     # -- schedule, s
     "sample_interval": 60,  # level sampling; divides record_interval
     "record_interval": 300,  # 5 .. 86400, divides 86400: values at :00, :05 ... UTC
@@ -148,7 +150,7 @@ _CROSS = (
     "batt_shed_mv", "batt_critical_mv", "retry_base_s", "retry_cap_s",
 )
 
-SECRET = ("key",)  # never returned by get_config
+SECRET = ("key", "pin_hash", "pin_salt")  # never returned by get_config
 
 
 def _check(k, v):
@@ -162,11 +164,12 @@ def _check(k, v):
         if v < r[0] or v > r[1]:
             return "must be %d..%d" % (r[0], r[1])
         return None
-    if k == "key":
+    if k == "key" or k == "pin_hash" or k == "pin_salt":
         if type(v) is not str:
             return "must be hex text"
-        if v and len(v) != 64:
-            return "must be 64 hex digits (32 bytes)"
+        n = 32 if k == "pin_salt" else 64
+        if v and len(v) != n:
+            return "must be %d hex digits (%d bytes)" % (n, n // 2)
         for c in v:
             if c not in _HEX:
                 return "must be hex text"
