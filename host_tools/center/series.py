@@ -13,8 +13,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple, TypeAlias
 
-from host_tools.center.model import Obs
-
 MISSING = "missing"
 
 QUALITY_CODES: dict[str, str] = {
@@ -40,7 +38,8 @@ class Reading(NamedTuple):
     quality: str
 
 
-Row: TypeAlias = "Reading | Obs | tuple[int, float | None, str]"
+Row: TypeAlias = "Reading | tuple[int, float | None, str] | tuple[int, float | None, str, str]"
+"""A reading as a plain tuple; the store's ``Obs`` (time, value, quality, flags) fits."""
 
 
 def usable(row: Row) -> bool:
