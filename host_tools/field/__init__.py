@@ -1,0 +1,1 @@
+"""Field tools: build, provision and flash boards; the technician console and data pull."""
