@@ -124,3 +124,16 @@ def gaps(rows: Sequence[Row], start: int, end: int, interval: int, *,
 def expected_count(start: int, end: int, interval: int) -> int:
     """How many readings a station with this interval records in ``[start, end]``."""
     return len(grid(start, end, interval))
+
+
+class SeriesMeta(NamedTuple):
+    """What an export says about a series besides its readings."""
+
+    station: int
+    name: str
+    element: str
+    unit: str
+    interval_s: int
+    timezone: str = "UTC"
+    lat: float | None = None
+    lon: float | None = None
