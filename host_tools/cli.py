@@ -336,12 +336,36 @@ def cmd_command(argv: list[str]) -> int:
     return run(argv)
 
 
+def cmd_build(argv: list[str]) -> int:
+    """Compile the firmware for a board (esp32, rp2, sim) into build/<board>/."""
+    from host_tools.field.build import cmd_build as run
+
+    return run(argv)
+
+
+def cmd_provision(argv: list[str]) -> int:
+    """Make a station's configuration, key and PIN, and add it to the registry."""
+    from host_tools.field.provision import cmd_provision as run
+
+    return run(argv)
+
+
+def cmd_flash(argv: list[str]) -> int:
+    """Write the build and a station's configuration to a board (USB REPL) or an image."""
+    from host_tools.field.flash import cmd_flash as run
+
+    return run(argv)
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "decode": cmd_decode,
     "encode": cmd_encode,
     "demo": cmd_demo,
     "gateway": cmd_gateway,
     "command": cmd_command,
+    "build": cmd_build,
+    "provision": cmd_provision,
+    "flash": cmd_flash,
 }
 
 
