@@ -11,6 +11,12 @@ The decoder, the encoder and the gateway read the same file. Each station is a
     timezone = "Asia/Shanghai"      # optional, for display only: frames are UTC
     notes = "left bank, staff gauge 0 = 65.000 m"          # optional
     location = { lat = 29.871, lon = 119.642, elevation_m = 72.5 }  # optional
+    kind = "reservoir"              # optional: river | reservoir | rain (default from stages/sensors)
+    record_interval_s = 300         # optional: the record interval the center expects (default 300)
+    rain_day_start_hour = 8         # optional: local hour the rain day starts (default 8, SL 21)
+    stages = { warning = 68.0, guarantee = 71.5, flood_limit = 70.0 }   # optional, metres
+    alarms = { rain_1h_mm = 30.0, battery_low_v = 11.8, silent_intervals = 3 }  # optional
+    qc = { water_level = { min = 60.0, max = 80.0, step = 0.5, flat_hours = 6.0 } }  # optional
 
 Every problem is a :class:`RegistryError` whose message is one line naming the
 file, the station and what to fix.
@@ -34,8 +40,15 @@ from protocol.elements import BY_NAME
 KEY_BYTES = 32
 MAX_STATION = 2**32 - 1
 
-_STATION_FIELDS = ("id", "name", "key", "location", "sensors", "timezone", "notes")
+_STATION_FIELDS = ("id", "name", "key", "location", "sensors", "timezone", "notes", "kind",
+                   "record_interval_s", "rain_day_start_hour", "stages", "alarms", "qc")
 _LOCATION_FIELDS = ("lat", "lon", "elevation_m")
+KINDS = ("river", "reservoir", "rain")
+# Stage levels (metres): 设防 action, 警戒 warning, 保证 guarantee, a reservoir's 汛限 flood limit.
+STAGE_FIELDS = ("action", "warning", "guarantee", "flood_limit")
+ALARM_FIELDS = ("rain_1h_mm", "rain_3h_mm", "battery_low_v", "silent_intervals")
+QC_FIELDS = ("min", "max", "step", "flat_hours")
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
 class RegistryError(Exception):
@@ -62,6 +75,12 @@ class Station:
     sensors: tuple[str, ...] = ()
     timezone: str | None = None
     notes: str = ""
+    kind: str | None = None
+    record_interval_s: int = 300
+    rain_day_start_hour: int = 8
+    stages: Mapping[str, float] = field(default_factory=lambda: _EMPTY, hash=False)
+    alarms: Mapping[str, float] = field(default_factory=lambda: _EMPTY, hash=False)
+    qc: Mapping[str, Mapping[str, float]] = field(default_factory=lambda: _EMPTY, hash=False)
 
 
 @dataclass(frozen=True)
@@ -154,15 +173,73 @@ def _station(table: Any, index: int, path: Path) -> Station:
     if not isinstance(name, str) or not name.strip():
         raise RegistryError(f'{where}: needs a name, e.g. name = "Gaoqiao upstream"')
 
+    sensors = _sensors(table.get("sensors", []), where)
+    stages = _levels(table.get("stages"), "stages", STAGE_FIELDS, where, -500, 9000)
     return Station(
         id=sid,
         name=name,
         key=_key(table.get("key"), where),
         location=_location(table.get("location"), where),
-        sensors=_sensors(table.get("sensors", []), where),
+        sensors=sensors,
         timezone=_timezone(table.get("timezone"), where),
         notes=_text(table.get("notes", ""), "notes", where),
+        kind=_kind(table.get("kind"), stages, sensors, where),
+        record_interval_s=_int(table.get("record_interval_s", 300), "record_interval_s", where, 1, 86400),
+        rain_day_start_hour=_int(table.get("rain_day_start_hour", 8), "rain_day_start_hour", where, 0, 23),
+        stages=stages,
+        alarms=_levels(table.get("alarms"), "alarms", ALARM_FIELDS, where, 0, 1e6),
+        qc=_qc(table.get("qc"), where),
     )
+
+
+def _kind(value: Any, stages: Mapping[str, float], sensors: tuple[str, ...], where: str) -> str | None:
+    if value is None:
+        if "flood_limit" in stages:
+            return "reservoir"
+        if "water_level" in sensors or stages:
+            return "river"
+        return "rain" if "rain" in sensors else None
+    if value not in KINDS:
+        raise RegistryError(f"{where}: kind {value!r} must be one of {', '.join(KINDS)}")
+    return str(value)
+
+
+def _int(value: Any, what: str, where: str, low: int, high: int) -> int:
+    if type(value) is not int or not low <= value <= high:
+        raise RegistryError(f"{where}: {what} = {value!r} must be an integer {low} .. {high}")
+    return value
+
+
+def _levels(
+    value: Any, what: str, known: tuple[str, ...], where: str, low: float, high: float
+) -> Mapping[str, float]:
+    if value is None:
+        return _EMPTY
+    if not isinstance(value, dict):
+        raise RegistryError(f"{where}: {what} must be a table {{ {known[0]} = .., ... }}")
+    unknown = sorted(set(value) - set(known))
+    if unknown:
+        raise RegistryError(f"{where}: unknown {what} field {unknown[0]!r}; known: {', '.join(known)}")
+    return MappingProxyType({k: _number(value[k], f"{what}.{k}", where, low, high) for k in known if k in value})
+
+
+def _qc(value: Any, where: str) -> Mapping[str, Mapping[str, float]]:
+    if value is None:
+        return _EMPTY
+    if not isinstance(value, dict):
+        raise RegistryError(f"{where}: qc must be a table of elements, e.g. qc = {{ rain = {{ max = 50.0 }} }}")
+    out: dict[str, Mapping[str, float]] = {}
+    for element, checks in value.items():
+        if element not in BY_NAME:
+            raise RegistryError(f"{where}: qc element {element!r} unknown; element names are {', '.join(BY_NAME)}")
+        limits = _levels(checks, f"qc.{element}", QC_FIELDS, where, -1e6, 1e6)
+        if "min" in limits and "max" in limits and limits["min"] >= limits["max"]:
+            raise RegistryError(f"{where}: qc.{element}.min ({limits['min']}) must be below max ({limits['max']})")
+        for k in ("step", "flat_hours"):
+            if limits.get(k, 1.0) <= 0:
+                raise RegistryError(f"{where}: qc.{element}.{k} must be above 0")
+        out[element] = limits
+    return MappingProxyType(out)
 
 
 def _key(value: Any, where: str) -> bytes:

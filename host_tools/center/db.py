@@ -1,0 +1,177 @@
+"""A thin connection layer so the store runs the same SQL on SQLite and PostgreSQL.
+
+SQL is written once with ``?`` placeholders; :class:`PostgresDB` (in ``pgdb.py``)
+turns them into psycopg's ``%s``. Each database also knows how to stage a bulk of
+observation rows into the temporary table ``obs_in`` the fastest way it can
+(``executemany`` on SQLite, binary ``COPY`` on PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from .model import ObsRow
+from .schema import Migration, migrate
+
+Params = Sequence[Any]
+
+OBS_IN = """CREATE TEMP TABLE IF NOT EXISTS obs_in (
+    station BIGINT NOT NULL, element TEXT NOT NULL, time BIGINT NOT NULL,
+    value {real}, quality TEXT NOT NULL, received {real} NOT NULL)"""
+
+
+class StoreError(Exception):
+    """The database cannot be opened or used; ``str()`` is one line."""
+
+
+class Database:
+    """What the store needs from a connection. Subclasses: SQLite and PostgreSQL."""
+
+    dialect = ""
+    distinct = "IS DISTINCT FROM"
+    where = ""
+
+    def __init__(self) -> None:
+        self._depth = 0
+
+    def query(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        """Run a read and return all rows."""
+        raise NotImplementedError
+
+    def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one write; return the number of rows it changed."""
+        raise NotImplementedError
+
+    def executemany(self, sql: str, rows: Sequence[Params]) -> None:
+        """Run one write for each parameter row."""
+        raise NotImplementedError
+
+    def stage_observations(self, rows: Sequence[ObsRow]) -> None:
+        """Fill the empty temp table ``obs_in`` with ``rows``."""
+        raise NotImplementedError
+
+    def prepare(self) -> None:
+        """Create the session's temp table ``obs_in`` (after the schema exists)."""
+        raise NotImplementedError
+
+    def clear_stage(self) -> None:
+        """Empty ``obs_in`` again."""
+        self.execute("DELETE FROM obs_in")
+
+    def _begin(self) -> None:
+        raise NotImplementedError
+
+    def _commit(self) -> None:
+        raise NotImplementedError
+
+    def _rollback(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Close the connection."""
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One transaction; nested uses join the outer one. Commits on exit, rolls back on error."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self._begin()
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self._depth = 0
+            with contextlib.suppress(Exception):
+                self._rollback()
+            raise
+        self._depth = 0
+        self._commit()
+
+    def migrate(self) -> int:
+        """Create or upgrade the schema; return the version the database was at."""
+        return migrate(self.dialect, lambda sql: self.query(sql), self._step, self.where)
+
+    def _step(self, statements: list[str], m: Migration) -> None:
+        with self.transaction():
+            for s in statements:
+                self.execute(s)
+            self.execute(
+                "INSERT INTO schema_version (version, applied, what) VALUES (?, ?, ?)",
+                (m.version, _now(), m.what),
+            )
+
+
+def _now() -> float:
+    import time
+
+    return time.time()
+
+
+class SqliteDB(Database):
+    """SQLite in WAL mode; one connection, explicit transactions (``BEGIN IMMEDIATE``)."""
+
+    dialect = "sqlite"
+    distinct = "IS NOT"
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.where = path
+        if path != ":memory:" and not Path(path).parent.is_dir():
+            raise StoreError(f"{path}: its directory does not exist; create it or give another --db path")
+        try:
+            self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{path}: not a usable SQLite database ({e})") from None
+
+    def query(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        return self.conn.execute(sql, params).fetchall()
+
+    def execute(self, sql: str, params: Params = ()) -> int:
+        return self.conn.execute(sql, params).rowcount
+
+    def executemany(self, sql: str, rows: Sequence[Params]) -> None:
+        self.conn.executemany(sql, rows)
+
+    def stage_observations(self, rows: Sequence[ObsRow]) -> None:
+        self.conn.executemany("INSERT INTO obs_in VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+    def prepare(self) -> None:
+        self.execute(OBS_IN.format(real="REAL"))
+
+    def _begin(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def _commit(self) -> None:
+        self.conn.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        self.conn.execute("ROLLBACK")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def connect(url: str) -> Database:
+    """A database for ``sqlite:///path`` (``sqlite:///:memory:``) or ``postgresql://...``."""
+    if url.startswith("sqlite:///"):
+        db: Database = SqliteDB(url[len("sqlite:///"):])
+    elif url.startswith(("postgresql://", "postgres://")):
+        from .pgdb import PostgresDB
+
+        db = PostgresDB(url)
+    else:
+        raise StoreError(f"{url!r}: unknown database URL; use sqlite:///PATH or postgresql://HOST/DB")
+    return db

@@ -1,0 +1,137 @@
+"""The center store on SQLite and PostgreSQL: exactly once, revisions, migrations, reads."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from host_tools.center import Gap, ObsRow, SchemaError, Store, open_store
+from host_tools.center import schema as sch
+
+T = 1_784_000_000  # 2026-07-14
+
+
+def rows(station: int, element: str, n: int, start: int = T, step: int = 300, base: float = 70.0,
+         quality: str = "good") -> list[ObsRow]:
+    return [ObsRow(station, element, start + i * step, base + i / 1000, quality, start + n * step)
+            for i in range(n)]
+
+
+def test_insert_then_duplicates_are_noops(store: Store) -> None:
+    first = rows(1001, "water_level", 50) + rows(1001, "rain", 50, base=0.0)
+    r = store.upsert_observations(first)
+    assert (r.inserted, r.duplicates, r.revised) == (100, 0, 0)
+    # the same readings again, reversed and twice within one call
+    again = list(reversed(first)) + first[:10]
+    r = store.upsert_observations(again)
+    assert (r.inserted, r.duplicates, r.revised) == (0, 110, 0)
+    assert store.count_observations() == 100
+    obs = store.observations(1001, "water_level", T, T + 49 * 300)
+    assert [o.time for o in obs] == [T + i * 300 for i in range(50)]
+    assert obs[3].value == pytest.approx(70.003) and obs[3].quality == "good" and obs[3].flags == ""
+    assert store.revisions(1001, "water_level", 0, 2**40) == []
+
+
+def test_changed_value_is_a_revision(store: Store) -> None:
+    store.upsert_observations(rows(1001, "water_level", 5))
+    changed = ObsRow(1001, "water_level", T + 600, 70.5, "suspect", T + 9999)
+    missing = ObsRow(1001, "water_level", T + 900, None, "missing", T + 9999)
+    r = store.upsert_observations([*rows(1001, "water_level", 5), changed, missing])
+    assert (r.inserted, r.duplicates, r.revised) == (0, 5, 2)
+    obs = {o.time: o for o in store.observations(1001, "water_level", T, T + 9999)}
+    assert (obs[T + 600].value, obs[T + 600].quality) == (70.5, "suspect")
+    assert (obs[T + 900].value, obs[T + 900].quality) == (None, "missing")
+    revs = store.revisions(1001, "water_level", T, T + 9999)
+    assert [(v.time, v.old_value, v.new_value, v.old_quality, v.new_quality) for v in revs] == [
+        (T + 600, pytest.approx(70.002), 70.5, "good", "suspect"),
+        (T + 900, pytest.approx(70.003), None, "good", "missing"),
+    ]
+    # two versions of one reading in one call: both changes kept, in order
+    a = ObsRow(1001, "rain", T, 1.0, "good", T)
+    b = a._replace(value=2.0)
+    r = store.upsert_observations([a, b, b, a._replace(value=3.0)])
+    assert (r.inserted, r.duplicates, r.revised) == (1, 1, 2)
+    assert [(v.old_value, v.new_value) for v in store.revisions(1001, "rain", T, T)] == [(1.0, 2.0), (2.0, 3.0)]
+    assert store.observations(1001, "rain", T, T)[0].value == 3.0
+
+
+def test_person_corrections_survive_station_data(store: Store) -> None:
+    store.upsert_observations(rows(1001, "water_level", 3))
+    assert store.correct(1001, "water_level", T + 300, 71.0, who="li.wei", why="staff gauge read 71.00")
+    assert store.set_quality(1001, "water_level", T, "suspect", who="li.wei", why="debris")
+    # the station's original values arrive again (gateway restart): the correction stays
+    r = store.upsert_observations(rows(1001, "water_level", 3))
+    assert r.revised == 0
+    obs = store.observations(1001, "water_level", T, T + 600)
+    assert [(o.value, o.quality) for o in obs][:2] == [(pytest.approx(70.0), "suspect"), (71.0, "manual")]
+    revs = store.revisions(1001, "water_level", T, T + 600)
+    assert [(v.who, v.why) for v in revs] == [("li.wei", "debris"), ("li.wei", "staff gauge read 71.00")]
+    assert store.set_flags(1001, "water_level", [(T, "step"), (T + 600, "")]) == 1
+    assert store.observations(1001, "water_level", T, T)[0].flags == "step"
+    assert store.mark(1001, "water_level", T, T + 600, "approved", who="chen") == 3
+    assert [m[1] for m in store.marks(1001, "water_level", T, T + 600)] == ["approved"] * 3
+
+
+def test_reads(store: Store) -> None:
+    store.upsert_observations(rows(1001, "water_level", 4) + rows(1001, "rain", 2, base=0.5)
+                              + rows(1002, "rain", 1))
+    assert store.elements(1001) == ["rain", "water_level"]
+    latest = store.latest(1001)
+    assert latest["water_level"].time == T + 900 and latest["rain"].time == T + 300
+    assert store.last_seen(1001) == T + 1200
+    assert store.last_seen(4242) is None
+    assert store.counts()["observations"] == 7
+
+
+def test_center_alarms_and_gaps(store: Store) -> None:
+    a = store.add_center_alarm(1001, "silent", raised=T, threshold=3)
+    b = store.add_center_alarm(1002, "stage_warning", raised=T + 60, value=68.2, threshold=68.0)
+    assert a != b
+    assert [x.id for x in store.center_alarms(active_only=True)] == [a, b]
+    assert store.clear_center_alarm(a, T + 600)
+    assert not store.clear_center_alarm(a, T + 700)
+    assert store.ack_center_alarm(b, "zhang", at=T + 90)
+    got = store.center_alarms(1002)
+    assert got[0].acked_by == "zhang" and got[0].state == "active"
+    assert [x.id for x in store.center_alarms(active_only=True)] == [b]
+    store.set_gap(Gap(1001, "rain", T, T + 3600, "detected", None, T + 4000))
+    store.set_gap(Gap(1001, "rain", T, T + 3600, "requested", 7, T + 4100))
+    store.set_gap(Gap(1001, "rain", T + 7200, T + 7500, "lost", None, T + 9000))
+    assert [(g.state, g.command_id) for g in store.gaps(1001, "rain")] == [("requested", 7), ("lost", None)]
+    assert len(store.gaps(1001, start=T + 3700)) == 1
+    assert store.gaps(states=["lost"])[0].start == T + 7200
+    with pytest.raises(ValueError):
+        store.set_gap(Gap(1001, "rain", T, T, "gone", None, T))
+
+
+def test_schema_version_and_reopen(store_url: str) -> None:
+    s = open_store(store_url)
+    s.upsert_observations(rows(1001, "rain", 3))
+    assert s.schema_version() == sch.latest_version()
+    s.close()
+    s = open_store(store_url)  # migrating again is a no-op
+    assert s.count_observations() == 3
+    s.close()
+
+
+def test_older_database_is_upgraded_newer_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"sqlite:///{tmp_path}/c.db"
+    open_store(url).close()
+    extra = sch.Migration(sch.latest_version() + 1, "test table", ["CREATE TABLE extra (x {real})"])
+    monkeypatch.setattr(sch, "MIGRATIONS", [*sch.MIGRATIONS, extra])
+    s = open_store(url)
+    assert s.schema_version() == extra.version
+    s.db.execute("INSERT INTO extra VALUES (1.5)")
+    s.close()
+    monkeypatch.setattr(sch, "MIGRATIONS", sch.MIGRATIONS[:-1])
+    with pytest.raises(SchemaError) as e:
+        open_store(url)
+    assert "newer than this hydrolink" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_sqlite_is_wal(tmp_path: Path) -> None:
+    s = open_store(f"sqlite:///{tmp_path}/w.db")
+    s.close()
+    assert sqlite3.connect(tmp_path / "w.db").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
