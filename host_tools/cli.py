@@ -357,12 +357,44 @@ def cmd_flash(argv: list[str]) -> int:
     return run(argv)
 
 
+def cmd_export(argv: list[str]) -> int:
+    """Export a station's readings (CSV, JSON, WaterML 2.0, SL 323 tables)."""
+    from host_tools.center.export import cmd_export as run  # lazy: the store, lxml
+
+    return run(argv)
+
+
+def cmd_plot(argv: list[str]) -> int:
+    """Draw hydrograph and hyetograph of one or more stations to a PNG."""
+    from host_tools.center.plot import cmd_plot as run  # lazy: matplotlib
+
+    return run(argv)
+
+
+def cmd_report(argv: list[str]) -> int:
+    """The morning report: completeness, gaps, battery, alarms, rain per station."""
+    from host_tools.center.report import cmd_report as run
+
+    return run(argv)
+
+
+def cmd_qc(argv: list[str]) -> int:
+    """Review stored readings: approve, mark provisional, or correct with a note."""
+    from host_tools.center.qc_cli import cmd_qc as run  # lazy: the store
+
+    return run(argv)
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "decode": cmd_decode,
     "encode": cmd_encode,
     "demo": cmd_demo,
     "gateway": cmd_gateway,
     "command": cmd_command,
+    "qc": cmd_qc,
+    "export": cmd_export,
+    "plot": cmd_plot,
+    "report": cmd_report,
     "build": cmd_build,
     "provision": cmd_provision,
     "flash": cmd_flash,
