@@ -330,8 +330,8 @@ def cmd_gateway(argv: list[str]) -> int:
 
 
 def cmd_command(argv: list[str]) -> int:
-    """Queue a command for a station (sent in its next ACK), or show commands."""
-    from host_tools.gateway.main import cmd_command as run
+    """Queue a command for a station (sent in its next ACK), cancel one, or show them."""
+    from host_tools.gateway.command_cli import cmd_command as run
 
     return run(argv)
 
