@@ -183,3 +183,25 @@ class WatchStoreMixin:
             f" WHERE {' AND '.join(where)} ORDER BY station, element, start",
             params,
         )]
+
+    # ------------------------------------------------------------ review (center-watch: hydrolink qc)
+
+    def review(self, station: int, element: str, start: int, end: int, state: str, who: str,
+               note: str | None = None) -> int:
+        """Mark readings in ``start..end`` provisional/approved, each mark kept as a revision.
+
+        The revision has the same old and new value and quality (a review changes no value)
+        and ``why`` = ``"<state>: <note>"``, so the history of approvals survives a re-mark.
+        Returns how many readings were marked.
+        """
+        why = f"{state}: {note}" if note else state
+        with self.db.transaction():
+            n = self.mark(station, element, start, end, state, who, note)
+            self.db.execute(
+                "INSERT INTO revisions (station, element, time, old_value, new_value, old_quality,"
+                " new_quality, changed_at, who, why) SELECT station, element, time, value, value,"
+                " quality, quality, ?, ?, ? FROM observations WHERE station = ? AND element = ?"
+                " AND time >= ? AND time <= ?",
+                (self.clock(), who, why, station, element, start, end),
+            )
+        return n
