@@ -101,8 +101,14 @@ _V1 = [
         PRIMARY KEY (station, element, time))""",
 ]
 
+_V2 = [
+    """CREATE TABLE center_workers (
+        worker TEXT PRIMARY KEY, started {real} NOT NULL, updated {real} NOT NULL, stats {json} NOT NULL)""",
+]
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "the center's first tables", _V1),
+    Migration(2, "receiver workers' counters (hydrolink center --status)", _V2),
 ]
 """Append only. ``statements`` use the dialect placeholders of :data:`DIALECT_WORDS`."""
 

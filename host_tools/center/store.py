@@ -180,6 +180,21 @@ class Store(WatchStoreMixin):
                 )
         return result
 
+    def save_worker(self, worker: str, started: float, stats: Mapping[str, Any]) -> None:
+        """Record a receiver worker's counters (read by ``hydrolink center --status``)."""
+        with self.db.transaction():
+            self.db.execute(
+                "INSERT INTO center_workers VALUES (?, ?, ?, ?) ON CONFLICT (worker) DO UPDATE SET"
+                " started = excluded.started, updated = excluded.updated, stats = excluded.stats",
+                (worker, started, self.clock(), json.dumps(stats, sort_keys=True)),
+            )
+
+    def workers(self) -> list[tuple[str, float, float, dict[str, Any]]]:
+        """Every receiver worker's last counters: (worker, started, updated, stats)."""
+        return [(r[0], r[1], r[2], json.loads(r[3])) for r in self.db.query(
+            "SELECT worker, started, updated, stats FROM center_workers ORDER BY worker"
+        )]
+
     def sync_stations(self, stations: Iterable[Any]) -> int:
         """Copy registry :class:`~host_tools.registry.Station` metadata into ``stations``."""
         now = self.clock()

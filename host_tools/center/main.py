@@ -1,0 +1,111 @@
+"""``hydrolink center``: run a receiver worker, or show the store's counters (``--status``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+from ..gateway.config import ConfigError
+from ..gateway.logs import setup_logging
+from ..registry import RegistryError, load_registry
+from .db import StoreError
+from .schema import SchemaError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="hydrolink center",
+        description="Receive the gateway's MQTT messages and store every reading once "
+                    "(acknowledged to the broker only after the database committed it).")
+    p.add_argument("--mqtt", metavar="URL", help="broker: mqtt://[user:pass@]host[:port] or mqtts://")
+    p.add_argument("--db", metavar="URL", required=True, help="sqlite:///PATH or postgresql://user@host/db")
+    p.add_argument("--registry", metavar="FILE", help="station registry TOML (metadata; SIGHUP reloads it)")
+    p.add_argument("--share", metavar="GROUP", help="MQTT 5 shared subscription $share/GROUP/... (several workers)")
+    p.add_argument("--client-id", metavar="ID", help="MQTT client id of this worker's persistent session")
+    p.add_argument("--topic-prefix", metavar="PREFIX", default="hydrolink/v1",
+                   help="the gateway's --topic-prefix (default hydrolink/v1)")
+    p.add_argument("--mqtt-version", choices=("5", "3.1.1"), default="5", help="MQTT protocol (default 5)")
+    p.add_argument("--batch", type=int, default=500, metavar="N", help="messages per transaction at most (500)")
+    p.add_argument("--batch-ms", type=float, default=50.0, metavar="MS",
+                   help="longest wait to fill a batch after its first message (50)")
+    p.add_argument("--status", action="store_true", help="print the store's counters and exit")
+    p.add_argument("--json", action="store_true", help="with --status: JSON")
+    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    p.add_argument("--log-format", default="text", choices=("text", "json"))
+    return p
+
+
+def status(db_url: str) -> dict[str, Any]:
+    """What ``--status`` prints: table counts, rejects by reason, each worker's counters."""
+    from .store import open_store
+
+    with open_store(db_url) as store:
+        return {"schema_version": store.schema_version(), "counts": store.counts(),
+                "rejects": store.reject_counts(),
+                "workers": [{"worker": w, "started": s, "updated": u, **st} for w, s, u, st in store.workers()]}
+
+
+def _print_status(st: dict[str, Any]) -> None:
+    print(f"schema version {st['schema_version']}")
+    for name, n in st["counts"].items():
+        print(f"  {name:<16} {n:>12,}")
+    if st["rejects"]:
+        print("rejected messages by reason:")
+        for reason, n in st["rejects"].items():
+            print(f"  {reason:<16} {n:>12,}")
+    for w in st["workers"]:
+        ago = time.time() - w["updated"]
+        print(f"worker {w['worker']}: {w.get('messages', 0):,} messages, "
+              f"{w.get('readings_inserted', 0):,} readings stored, {w.get('readings_duplicate', 0):,} "
+              f"duplicates, {w.get('readings_revised', 0):,} revised, {w.get('rejected', 0):,} rejected, "
+              f"{w.get('db_errors', 0):,} database errors; updated {ago:.0f} s ago")
+
+
+def cmd_center(argv: list[str]) -> int:
+    """Entry point of ``hydrolink center``."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.status:
+            st = status(args.db)
+            print(json.dumps(st, indent=1)) if args.json else _print_status(st)
+            return 0
+        if not args.mqtt:
+            print("hydrolink: center needs --mqtt URL (or --status)", file=sys.stderr)
+            return 2
+        if args.share and args.mqtt_version != "5":
+            print("hydrolink: --share needs --mqtt-version 5 (shared subscriptions are MQTT 5)", file=sys.stderr)
+            return 2
+        if args.batch < 1 or args.batch_ms < 0:
+            print("hydrolink: --batch must be 1 or more and --batch-ms 0 or more", file=sys.stderr)
+            return 2
+        if args.registry:
+            load_registry(args.registry)  # a bad registry is a usage error at start (later: logged, kept)
+        return _run(args)
+    except (StoreError, SchemaError, RegistryError, ConfigError) as e:
+        print(f"hydrolink: {e}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .receiver import Center
+
+    setup_logging(args.log_level, args.log_format)
+    center = Center(args.db, args.mqtt, registry=args.registry, share=args.share, client_id=args.client_id,
+                    protocol=args.mqtt_version, batch_max=args.batch, batch_wait=args.batch_ms / 1000,
+                    topic_prefix=args.topic_prefix)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    signal.signal(signal.SIGHUP, lambda *_: center.reload_registry())
+    center.start()
+    try:
+        while not done.wait(1.0):
+            pass
+    finally:
+        center.stop()
+    return 0
