@@ -385,6 +385,13 @@ def cmd_qc(argv: list[str]) -> int:
     return run(argv)
 
 
+def cmd_center(argv: list[str]) -> int:
+    """Receive the gateway's MQTT messages into the center store (SQLite or PostgreSQL)."""
+    from host_tools.center.main import cmd_center as run  # lazy: paho, psycopg
+
+    return run(argv)
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "decode": cmd_decode,
     "encode": cmd_encode,
@@ -392,6 +399,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "gateway": cmd_gateway,
     "command": cmd_command,
     "qc": cmd_qc,
+    "center": cmd_center,
     "export": cmd_export,
     "plot": cmd_plot,
     "report": cmd_report,
