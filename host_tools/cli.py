@@ -314,10 +314,17 @@ def _encode_line(line: bytes, registry: Registry, raw: bool) -> bytes | None:
 
 
 def cmd_demo(argv: list[str]) -> int:
-    """Run the demo (placeholder until the demo issue)."""
-    argparse.ArgumentParser(prog="hydrolink demo", description="Run the demo.").parse_args(argv)
-    print("hydrolink demo: not yet — arrives with the demo issue")
-    return 0
+    """Six virtual stations, three days with a storm, through gateway, broker and center."""
+    from sim.cli import cmd_demo as run  # lazy: the VM, the gateway, the broker
+
+    return run(argv)
+
+
+def cmd_sim(argv: list[str]) -> int:
+    """Run a fleet of virtual stations (real firmware, gateway, broker, center) and report."""
+    from sim.cli import cmd_sim as run
+
+    return run(argv)
 
 
 # ---------------------------------------------------------------- the table
@@ -396,6 +403,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "decode": cmd_decode,
     "encode": cmd_encode,
     "demo": cmd_demo,
+    "sim": cmd_sim,
     "gateway": cmd_gateway,
     "command": cmd_command,
     "qc": cmd_qc,

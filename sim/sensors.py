@@ -1,8 +1,13 @@
-"""Deterministic rainfall-runoff model for virtual stations.
+"""Deterministic sensor inputs of a virtual station.
 
-Storms (seeded) give a rain rate; a tipping-bucket gauge turns the rain into tips
-with contact bounce; a linear reservoir turns it into a water level. Everything is
-precomputed per minute for the horizon, so queries are cheap and repeatable.
+Storms (seeded) give a rain rate, or ``rain_mm`` gives the rain of each minute
+(``sim.weather``); a tipping-bucket gauge turns the rain into tips (quantised to
+``tip_mm``, merged when closer than the bucket can tip) with contact bounce and an
+optional jammed switch; a linear reservoir, or ``level_true`` (``sim.runoff``), gives
+the water level, which the transducer reports with its ``faults`` (``sim.faults``).
+``battery_true`` gives the battery mV per minute (``sim.faults.Battery``). Everything
+is precomputed per minute for the horizon, so queries are cheap and repeatable, and
+the true values stay here for the tests.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ import bisect
 import math
 import random
 from dataclasses import dataclass, field
+
+from sim.faults import Fault, measured_mm
 
 MS_PER_MIN = 60_000
 
@@ -44,6 +51,10 @@ class Weather:
     closed_ms: int = 80
     battery_mv: list[tuple[int, int]] = field(default_factory=list)  # (from_ms, mV) overrides
     stuck: list[tuple[int, int]] = field(default_factory=list)  # (from_ms, to_ms): switch jammed closed
+    rain_mm: list[float] | None = None  # rain of each minute, mm (replaces the storms)
+    level_true: list[float] | None = None  # true level of each minute, mm (replaces the reservoir)
+    battery_true: list[int] | None = None  # battery mV of each minute
+    faults: list[Fault] = field(default_factory=list)  # of the level transducer
     tips: list[int] = field(init=False)  # closing time of each tip, ms
     edges: list[int] = field(init=False)  # every closing edge, bounce included, ms
     _level: list[float] = field(init=False)  # per minute
@@ -58,6 +69,9 @@ class Weather:
                 self.storms.append(Storm(int(t), rng.randint(2, 10) * 3600, rng.uniform(4.0, 40.0)))
                 t += rng.uniform(1.5, 4.0) * 86400
         rate = [0.0] * minutes  # mm/h
+        if self.rain_mm is not None:
+            self.storms = []
+            rate = [r * 60 for r in self.rain_mm[:minutes]] + [0.0] * max(0, minutes - len(self.rain_mm))
         for s in self.storms:
             m0 = s.start_s // 60
             n = max(1, s.duration_s // 60)
@@ -65,6 +79,7 @@ class Weather:
                 if 0 <= m0 + i < minutes:
                     x = i / n
                     rate[m0 + i] += s.peak_mm_h * (1 - abs(2 * x - 1))
+        self.rain = [r / 60 for r in rate]  # the true rain of each minute, mm
         # tips: the bucket fills; each tip at a random ms inside its minute
         self.tips = []
         acc = 0.0
@@ -99,6 +114,8 @@ class Weather:
         for rr in rate:
             lv += rr / 60 * 40 - lv / k
             self._level.append(self.base_level_mm + lv)
+        if self.level_true is not None:
+            self._level = list(self.level_true[:minutes])
 
     def level_mm(self, ms: int) -> float:
         """Water level at ``ms``, interpolated between minutes."""
@@ -109,9 +126,15 @@ class Weather:
         return self._level[i] * (1 - f) + self._level[i + 1] * f
 
     def level_uv(self, ms: int, shunt_ohm: int = 100, lo_mm: int = 0, hi_mm: int = 10_000) -> int:
-        """Shunt voltage (µV) of the 4-20 mA transducer at ``ms``."""
-        ua = 4000 + (self.level_mm(ms) - lo_mm) * 16000 / (hi_mm - lo_mm)
-        return int(round(ua * shunt_ohm))
+        """Shunt voltage (µV) of the 4-20 mA transducer at ``ms`` (its faults included)."""
+        mm = self.level_mm(ms)
+        if self.faults:
+            got = measured_mm(mm, ms, self.faults, self.seed, self.level_mm)
+            if got is None:
+                return 0  # open loop: no current through the shunt
+            mm = got
+        ua = 4000 + (mm - lo_mm) * 16000 / (hi_mm - lo_mm)
+        return max(0, int(round(ua * shunt_ohm)))
 
     def pin_closed(self, ms: int) -> bool:
         """Whether the reed switch is closed at ``ms``."""
@@ -122,7 +145,11 @@ class Weather:
 
     def battery(self, ms: int) -> int:
         """Battery mV: a solar day cycle, or an override from ``battery_mv``."""
-        v = 12600 + int(300 * math.sin(2 * math.pi * (ms / 86_400_000 - 0.25)))
+        if self.battery_true is not None:
+            i = min(len(self.battery_true) - 1, ms // MS_PER_MIN)
+            v = self.battery_true[i]
+        else:
+            v = 12600 + int(300 * math.sin(2 * math.pi * (ms / 86_400_000 - 0.25)))
         for t0, mv in self.battery_mv:
             if ms >= t0:
                 v = mv
