@@ -106,9 +106,18 @@ _V2 = [
         worker TEXT PRIMARY KEY, started {real} NOT NULL, updated {real} NOT NULL, stats {json} NOT NULL)""",
 ]
 
+_V3 = [  # owner: dashboard (host_tools/dashboard/users.py)
+    """CREATE TABLE users (
+        id {serial}, name TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL CHECK (role IN ('viewer', 'operator')),
+        hash TEXT NOT NULL, created {real} NOT NULL)""",
+    "CREATE TABLE dashboard_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+]
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "the center's first tables", _V1),
     Migration(2, "receiver workers' counters (hydrolink center --status)", _V2),
+    Migration(3, "dashboard users (argon2 hashes) and the dashboard's signing secret", _V3),
 ]
 """Append only. ``statements`` use the dialect placeholders of :data:`DIALECT_WORDS`."""
 
