@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -43,6 +43,13 @@ class _Row(Protocol):
     def element(self) -> str: ...
     @property
     def time(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class _At:
+    station: int
+    element: str
+    time: int
 
 
 @dataclass(frozen=True)
@@ -114,8 +121,10 @@ class Watch:
         self.publish, self.queue_command, self.command_result = publish, queue_command, command_result
         self.prefix = topic_prefix.rstrip("/")
         self.horizon_s = horizon_s
-        self.rules = station_rules(registry.stations.values() if registry is not None else store.stations())
-        self.alarm_rules = {s: AlarmRules(r.stages, r.alarms, alarm_config) for s, r in self.rules.items()}
+        self.registry, self.alarm_config = registry, alarm_config
+        self.rules: dict[int, StationRules] = {}
+        self.alarm_rules: dict[int, AlarmRules] = {}
+        self._load_rules()
         self.tracker = GapTracker(policy)
         self.started = clock()
         self.scanned: dict[tuple[int, str], int] = {}       # latest reading time looked at
@@ -128,6 +137,15 @@ class Watch:
             if g.state != LOST or g.end >= since:
                 self.tracker.load([Gap(g.station, g.element, g.start, g.end, g.state, g.command_id,
                                        g.updated, 1 if g.state == REQUESTED else 0, g.updated)])
+
+    def _load_rules(self) -> None:
+        """Station rules from the registry, else from the store's stations (synced from the
+        registry by the receiver, so a reloaded registry takes effect at the next tick)."""
+        reg = self.registry
+        rules = station_rules(reg.stations.values() if reg is not None else self.store.stations())
+        if rules != self.rules:
+            self.rules = rules
+            self.alarm_rules = {s: AlarmRules(r.stages, r.alarms, self.alarm_config) for s, r in rules.items()}
 
     # ------------------------------------------------------------ hooks
 
@@ -143,10 +161,12 @@ class Watch:
         """One pass over every station; returns counts of what changed (for logs and tests)."""
         now = self.clock() if now is None else now
         counts = {"gaps_detected": 0, "gaps_changed": 0, "requests": 0, "alarms": 0, "flagged": 0}
-        touched, self.touched = self.touched, {}
+        if self.registry is None:
+            self._load_rules()
         for sid, rules in sorted(self.rules.items()):
             counts["gaps_detected"] += self._scan(sid, rules, now)
             counts["alarms"] += self._alarms(sid, rules, now)
+        touched, self.touched = self.touched, {}
         for (sid, element), span in touched.items():
             known = self.rules.get(sid)
             if known is not None:
@@ -172,6 +192,8 @@ class Watch:
             for g in self.tracker.detect(sid, element, times, rules.interval_s, now):
                 self._save(g)
                 new += 1
+            if times[-1] > start:  # new readings at the head: QC them too (another worker may
+                self.on_batch([_At(sid, element, times[0]), _At(sid, element, times[-1])])  # have stored them)
             self.scanned[key] = times[-1]
         return new
 
@@ -303,10 +325,3 @@ def _json(obj: Any) -> bytes:
 def _gap_fields(g: Gap) -> dict[str, Any]:
     return {"station": g.station, "element": g.element, "from": g.start, "to": g.end,
             "state": g.state, "detail": g.detail}
-
-
-def gaps_table(rows: Sequence[GapRow], interval: Mapping[int, int]) -> list[dict[str, Any]]:
-    """Gap rows as dicts for ``hydrolink center --gaps`` and ``report`` (missing count included)."""
-    return [{"station": g.station, "element": g.element, "from": _iso(g.start), "to": _iso(g.end),
-             "missing": (g.end - g.start) // interval.get(g.station, 300) + 1, "state": g.state,
-             "command_id": g.command_id, "updated": _iso(g.updated)} for g in rows]
