@@ -66,6 +66,7 @@ _MAX_INTERVAL = const(2678400)  # 31 days
 _I32_MIN = const(-0x80000000)
 _I32_MAX = const(0x7FFFFFFF)
 _U32_MAX = const(0xFFFFFFFF)
+_MAX_STATION = const(0x3FFFFFFF)  # station ids 1 .. 2^30-1 (SPEC §2)
 
 
 class Truncated(FrameError):
@@ -334,7 +335,7 @@ def put_quality(buf, p, q, n, runs):
 
 
 def _header(buf, ft, station, seq, time):
-    if station < 1 or station > _U32_MAX:
+    if station < 1 or station > _MAX_STATION:
         raise ValueError("station")
     if seq < 0 or seq > _U32_MAX or time < 0 or time > _U32_MAX:
         raise ValueError("seq/time")
@@ -535,8 +536,8 @@ def decode(raw, keys, body=decode_down):
     if ft < 1 or (ft > 5 and ft != ACK and ft != COMMAND):
         raise Malformed("frame type")
     station = _u32(raw, 1)
-    if station == 0:
-        raise Malformed("station 0")
+    if station == 0 or station > _MAX_STATION:
+        raise Malformed("station id")
     key = keys(station)
     if key is None:
         raise BadTag("unknown station")

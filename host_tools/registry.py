@@ -4,7 +4,7 @@ The decoder, the encoder and the gateway read the same file. Each station is a
 ``[[station]]`` table::
 
     [[station]]
-    id = 1001                       # 1 .. 4294967295, unique
+    id = 1001                       # 1 .. 1073741823 (2^30-1), unique
     name = "Gaoqiao upstream"
     key = "d355e252...8e3b4c"       # 64 hex digits: the station's 32-byte HMAC key
     sensors = ["rain", "water_level", "battery_voltage"]   # optional, names from elements.csv
@@ -38,7 +38,7 @@ from typing import Any
 from protocol.elements import BY_NAME
 
 KEY_BYTES = 32
-MAX_STATION = 2**32 - 1
+MAX_STATION = 2**30 - 1  # the firmware's small-int range (SPEC §2)
 
 _STATION_FIELDS = ("id", "name", "key", "location", "sensors", "timezone", "notes", "kind",
                    "record_interval_s", "rain_day_start_hour", "stages", "alarms", "qc")

@@ -45,6 +45,7 @@ MAX_WIRE = MAX_FRAME + (MAX_FRAME + 253) // 254  # 1029: COBS of the largest fra
 EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 EPOCH_UNIX = 1_704_067_200
 REPLAY_WINDOW = 4096
+MAX_STATION = 2**30 - 1  # station ids are 1 .. 2^30-1 (SPEC §2: a small int on the board)
 MAX_VALUES = 4096  # per series and per report: run tokens could otherwise claim millions
 MAX_DEPTH = 16  # nested arrays and maps in a body (SPEC §4)
 
@@ -428,8 +429,8 @@ def encode_frame(frame_type: int, station: int, seq: int, time: int, body: Body,
     for name, v in (("station", station), ("seq", seq), ("time", time)):
         if not 0 <= v < 2**32:
             raise ValueError(f"{name} {v} does not fit 32 bits")
-    if station == 0:
-        raise ValueError("station id 0 is invalid")
+    if not 1 <= station <= MAX_STATION:
+        raise ValueError(f"station id {station} outside 1 .. {MAX_STATION} (SPEC §2)")
     item = cbor2.dumps(body_item(frame_type, body, time))
     try:  # args and details could hold what the subset has not (mixed keys, NaN as cbor2 writes it)
         check_cbor(item)
@@ -463,8 +464,8 @@ def check_raw(raw: bytes) -> tuple[int, int, int, int]:
         raise UnknownVersion(f"protocol version {vt >> 4}, this codec speaks {VERSION}")
     if vt & 0x0F not in TYPE_NAMES:
         raise Malformed(f"unknown frame type {vt & 0x0F}")
-    if station == 0:
-        raise Malformed("station id 0")
+    if not 1 <= station <= MAX_STATION:
+        raise Malformed(f"station id {station} outside 1 .. {MAX_STATION}")
     return vt & 0x0F, station, seq, time
 
 

@@ -19,7 +19,7 @@ from protocol import codec as c
 OUT = Path(__file__).with_name("vectors")
 T = c.from_datetime(datetime(2026, 6, 15, 10, 0, 3, tzinfo=UTC))  # a report built at 10:00:03
 MARK = T - T % 300
-KEYS = {sid: hashlib.sha256(b"hydrolink test key %d" % sid).digest() for sid in (1001, 1002, 4294967295)}
+KEYS = {sid: hashlib.sha256(b"hydrolink test key %d" % sid).digest() for sid in (1001, 1002, 1073741823)}
 OTHER_KEY = hashlib.sha256(b"not the station's key").digest()
 LEVEL = [70123, 70124, 70124, 70124, 70121, 70121, 70122, 70122, 70123, 70123, 70123, 70124]
 
@@ -85,7 +85,7 @@ def valid_messages() -> list[tuple[str, str, dict[str, Any]]]:
          report("data", [series(10, [0, 125, 431], interval=86400,
                                 start=T - T % 86400 - 2 * 86400)])),
         ("data_header_extremes", "largest station id and seq; the series starts at the epoch (time 0)",
-         report("data", [series(2, [1, 2], interval=1, start=0)], station=4294967295,
+         report("data", [series(2, [1, 2], interval=1, start=0)], station=1073741823,
                 seq=4294967295, time=1)),
         ("alarm_rain_raised", "rain alarm raised: 10.5 mm in 30 min against 10.0 mm",
          report("alarm", [series(1, [38, 61, 6], start=T - T % 300 - 600)],
@@ -231,6 +231,8 @@ def invalid_vectors() -> list[dict[str, Any]]:
     add("type_reserved_6", "frame type 6 is reserved", "Malformed", recrc(b"\x16" + good[1:]))
     add("type_reserved_0", "frame type 0 is reserved", "Malformed", recrc(b"\x10" + good[1:]))
     add("station_zero", "station id 0", "Malformed", signed(0x11, 0, 1, T, b"\xa1\x01\x80", OTHER_KEY))
+    add("station_too_big", "station id 2^30, above the largest (2^30-1)", "Malformed",
+        signed(0x11, 2**30, 1, T, b"\xa1\x01\x80", OTHER_KEY))
     add("truncated_25", "25 bytes: one short of the smallest frame", "Truncated", good[:25])
     add("truncated_1", "a single byte between delimiters", "Truncated", b"\x11")
     add("oversize_frame", "a well-framed 1025-byte frame", "Oversize", good + bytes(1025 - len(good)))

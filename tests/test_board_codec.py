@@ -535,7 +535,7 @@ def report_msg(draw: st.DrawFn) -> dict[str, Any]:
         if a["kind"] in (1, 3):  # rain and level_rise have a window, the others none
             a["window"] = draw(U32)
         alarms.append(a)
-    return {"type": kind, "station": draw(st.integers(1, 2**32 - 1)), "seq": draw(U32),
+    return {"type": kind, "station": draw(st.integers(1, 2**30 - 1)), "seq": draw(U32),
             "time": time,
             "body": {"series": draw(st.lists(series_msg(time), max_size=4)),
                      "dropped": draw(st.just(0) | U64), "alarms": alarms,
@@ -581,7 +581,7 @@ def other_msg(draw: st.DrawFn) -> dict[str, Any]:
         acks = draw(st.lists(U64, max_size=4))
         acks.insert(draw(st.integers(0, len(acks))), seq)
         body = {"acks": acks, "commands": cmds}
-    return {"type": kind, "station": draw(st.integers(1, 2**32 - 1)), "seq": seq,
+    return {"type": kind, "station": draw(st.integers(1, 2**30 - 1)), "seq": seq,
             "time": draw(U32), "body": body}
 
 

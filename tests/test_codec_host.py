@@ -160,7 +160,7 @@ def series_st(draw: st.DrawFn, time: int) -> c.Series:
 def report_frames(draw: st.DrawFn) -> tuple[int, int, int, int, c.Report]:
     time = draw(st.integers(0, 2**32 - 1))
     series = tuple(draw(st.lists(series_st(time), max_size=4)))
-    return (draw(st.sampled_from((c.DATA, c.TEST))), draw(st.integers(1, 2**32 - 1)),
+    return (draw(st.sampled_from((c.DATA, c.TEST))), draw(st.integers(1, c.MAX_STATION)),
             draw(st.integers(0, 2**32 - 1)), time,
             c.Report(series, draw(st.integers(0, 2**40)), (), draw(st.integers(0, 15))))
 

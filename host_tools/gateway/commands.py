@@ -15,9 +15,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from protocol.codec import Command, from_datetime
-from protocol.elements import COMMAND_OPS
+from protocol.config_keys import (
+    CONFIG_KEYS,
+    PROVISIONING_ONLY,
+    ConfigKeyError,
+    check_setting,
+    parse_setting,
+)
 
-from .spool import CommandRow
+from .names import op_name
+from .spool_commands import CommandRow
 
 SET_CONFIG, GET_CONFIG, RESEND, TEST_REPORT, REBOOT, STATUS_REPORT = 1, 2, 3, 4, 5, 6
 MAX_PER_ACK = 8
@@ -45,7 +52,7 @@ class CommandBook:
         known: dict[int, dict[int, tuple[int, Any]]] = {}
         for r in rows:
             known.setdefault(r.station, {})[r.id] = (r.op, r.args)
-            if r.result is None:
+            if r.live:
                 waiting.setdefault(r.station, []).append(r)
         self.waiting, self.known = waiting, known
 
@@ -60,11 +67,20 @@ class CommandBook:
                 out.append({"id": i, "op": op_name(op)} | ({} if args is None else {"args": args}))
         return out
 
-    def for_ack(self, station: int) -> tuple[Command, ...]:
+    def for_ack(self, station: int, now: float | None = None) -> tuple[Command, ...]:
+        """The commands to put in the station's next ACK (none that expired by ``now``)."""
         rows = self.waiting.get(station)
         if not rows:
             return ()
+        if now is not None:
+            rows = [r for r in rows if r.expires is None or r.expires > now]
         return tuple(Command(r.id, r.op, r.args) for r in rows[:MAX_PER_ACK])
+
+    def next_expiry(self) -> float | None:
+        """The earliest expiry of a waiting command (the gateway ends it then)."""
+        times = [r.expires for rows in self.waiting.values() for r in rows
+                 if r.expires is not None]
+        return min(times) if times else None
 
     def answered(self, station: int, ids: Sequence[int]) -> None:
         rows = self.waiting.get(station)
@@ -134,9 +150,17 @@ def build_command(words: Sequence[str], start: str | None = None, end: str | Non
             key, sep, value = w.partition("=")
             if not sep or not key:
                 raise CommandError(f"{w!r} is not key=value")
-            args[key] = parse_value(value)
+            if key in PROVISIONING_ONLY:
+                raise CommandError(check_setting(key, None, remote=True) or key)
+            try:
+                args[key] = parse_setting(key, value)  # as the station would check it
+            except ConfigKeyError as e:
+                raise CommandError(str(e)) from None
         return op, args
     if op == GET_CONFIG:
+        for key in rest:
+            if key not in CONFIG_KEYS:
+                raise CommandError(check_setting(key, None) or key)
         return op, list(rest)
     if rest:
         raise CommandError(f"{head} takes no words, got {' '.join(rest)!r}")
@@ -149,6 +173,3 @@ def build_command(words: Sequence[str], start: str | None = None, end: str | Non
         return op, [a, b]
     return op, None
 
-
-def op_name(op: int) -> str:
-    return COMMAND_OPS[op] if 0 < op < len(COMMAND_OPS) else f"op{op}"

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import multiprocessing
 import os
 import signal
 import threading
@@ -32,15 +31,16 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import aiomqtt
+from aiomqtt.exceptions import MqttConnectError
 
 from protocol.errors import FrameError
 
 from ..registry import Registry, RegistryError, load_registry
 from .config import ConfigError, tls_context
 from .logs import setup_logging
-from .metrics import Stats
-from .payload import PAYLOAD_VERSION, encode_json, frame_payload, iso, stored_frame, topic_kind
+from .payload import encode_json, frame_payload, stored_frame, topic_kind
 from .spool import PendingRow, Spool, SpoolError
+from .spool_commands import OutboxRow
 
 log = logging.getLogger("hydrolink.gateway")
 
@@ -50,6 +50,18 @@ PUBACK_TIMEOUT = 30.0
 MARK_EVERY = 0.05   # seconds between commits of PUBACKed row ids
 IDLE_POLL = 0.02    # seconds between spool polls when nothing is waiting
 STATUS_EVERY = 0.5  # seconds between status messages to the gateway
+TAKEN_OVER = 142    # MQTT 5 reason code: Session taken over
+
+
+class SessionTakenOver(aiomqtt.MqttError):
+    """The broker closed our session because another client connected with our id."""
+
+
+def _refuses_v5(e: aiomqtt.MqttError) -> bool:
+    """A CONNACK that refuses MQTT 5 (a 3.1.1-only broker answers code 1)."""
+    rc = getattr(e, "rc", None)
+    return isinstance(e, MqttConnectError) and (
+        rc == 1 or getattr(rc, "value", None) in (1, 132))  # 132: unsupported protocol version
 
 
 @dataclass(frozen=True)
@@ -161,12 +173,6 @@ class Forwarder:
                 self.registry = load_registry(self.opts.registry)
             except RegistryError as e:
                 log.error("forwarder kept the old registry", extra={"fields": {"error": str(e)}})
-        elif kind in ("state", "sent") and self.client is not None and self.connected:
-            job = self._states(self.client, msg[1]) if kind == "state" else \
-                self._sent(self.client, *msg[1:])
-            t = asyncio.get_running_loop().create_task(job)
-            self._background.add(t)
-            t.add_done_callback(self._background.discard)
 
     def _send(self, msg: Any) -> None:
         with contextlib.suppress(OSError, ValueError):
@@ -183,12 +189,15 @@ class Forwarder:
     async def _mqtt(self) -> None:
         backoff = 0.2
         o = self.opts
+        v5 = True  # MQTT 5 tells a session taken over apart; 3.1.1 brokers (amqtt) get 3.1.1
         while True:
+            version = aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311
+            session: dict[str, Any] = {"clean_start": True} if v5 else {"clean_session": True}
             try:
                 async with aiomqtt.Client(
                     o.host, o.port, username=o.username, password=o.password,
                     identifier=o.client_id, tls_context=self.tls, keepalive=30, timeout=10,
-                    max_inflight_messages=WINDOW, clean_session=True,
+                    max_inflight_messages=WINDOW, protocol=version, **session,
                     logger=logging.getLogger("hydrolink.mqtt"),
                 ) as client:
                     # many publishes await their PUBACK at once, by design
@@ -199,7 +208,16 @@ class Forwarder:
                     log.info("mqtt connected", extra={"fields": {"broker": f"{o.host}:{o.port}"}})
                     backoff = 0.2
                     await self._session(client)
+            except SessionTakenOver as e:
+                log.error("mqtt session taken over", extra={"fields": {
+                    "broker": f"{o.host}:{o.port}", "error": str(e)}})
+                self.error = str(e)
             except aiomqtt.MqttError as e:
+                if v5 and not self.connected and _refuses_v5(e):
+                    v5 = False
+                    log.info("mqtt broker speaks 3.1.1 only", extra={"fields": {
+                        "broker": f"{o.host}:{o.port}"}})
+                    continue
                 if self.connected or self.error != str(e):
                     log.warning("mqtt unavailable", extra={"fields": {
                         "broker": f"{o.host}:{o.port}", "error": str(e)}})
@@ -224,7 +242,13 @@ class Forwarder:
                 await pump
         for d in done:
             if d is disconnected:
-                raise aiomqtt.MqttError(f"connection lost: {d.exception()}")
+                exc = d.exception()
+                if getattr(getattr(exc, "rc", None), "value", None) == TAKEN_OVER:
+                    raise SessionTakenOver(
+                        f"session taken over by another client with client id "
+                        f"{self.opts.client_id!r} (another gateway? give each its own "
+                        "--mqtt-client-id)")
+                raise aiomqtt.MqttError(f"connection lost: {exc}")
             d.result()
 
     _inflight = 0
@@ -255,6 +279,7 @@ class Forwarder:
                 if failed:
                     raise failed[0]
                 rows: list[PendingRow] = await self.db(self.spool.pending, cursor, BATCH)
+                await self._outbox(client)
                 if not rows:
                     await asyncio.sleep(IDLE_POLL)
                     continue
@@ -290,24 +315,20 @@ class Forwarder:
                                 link=row.link, raw_hex=self.opts.raw_hex, commands=commands)
         return f"{self.prefix}/{row.station}/{topic_kind(row.type)}", encode_json(payload)
 
-    async def _states(self, client: aiomqtt.Client, states: list[dict[str, Any]]) -> None:
-        """Retained ``<prefix>/<station>/state``: last seen, link quality, clock offset."""
-        with contextlib.suppress(aiomqtt.MqttError):
-            for state in states:
-                await client.publish(f"{self.prefix}/{state['station']}/state",
-                                     encode_json(state), qos=1, retain=True,
-                                     timeout=PUBACK_TIMEOUT)
-
-    async def _sent(self, client: aiomqtt.Client, station: int, ack_seq: int,
-                    commands: list[dict[str, Any]], at: float) -> None:
-        """``<prefix>/<station>/events``: commands going out for the first time, in the ACK
-        of uplink ``ack_seq``. Not from the spool: an event the broker misses is not sent
-        again (``hydrolink command --status`` has the state)."""
-        payload = {"v": PAYLOAD_VERSION, "station": station, "event": "command_sent",
-                   "ack_seq": ack_seq, "sent": iso(at), "commands": commands}
-        with contextlib.suppress(aiomqtt.MqttError):
-            await client.publish(f"{self.prefix}/{station}/events", encode_json(payload), qos=1,
-                                 timeout=PUBACK_TIMEOUT)
+    async def _outbox(self, client: aiomqtt.Client) -> None:
+        """Events (``command_sent``, ``command_expired`` ...) and retained ``state`` from the
+        spool's outbox, deleted once PUBACKed: kept while the broker is not connected.
+        Called after reading frames and before publishing them, so an event committed
+        with or before a frame (a command sent, then its result) is published first."""
+        assert self.spool is not None
+        while True:
+            rows: list[OutboxRow] = await self.db(self.spool.outbox, 200)
+            if not rows:
+                return
+            await asyncio.gather(*(client.publish(
+                f"{self.prefix}/{row.topic}", row.payload, qos=1, retain=row.retain,
+                timeout=PUBACK_TIMEOUT) for row in rows))
+            await self.db(self.spool.outbox_done, [r.id for r in rows])
 
     # ------------------------------------------------------------ marks
 
@@ -331,85 +352,3 @@ class Forwarder:
                     "error": str(e), "rows": len(self.acked)}})
         else:
             self._mark_warned = 0.0
-
-
-# ---------------------------------------------------------------- the parent's handle
-
-
-class ForwarderProcess:
-    """Starts the forwarder process, restarts it if it dies, relays its status."""
-
-    def __init__(self, opts: ForwarderOptions, stats: Stats) -> None:
-        self.opts = opts
-        self.stats = stats
-        self.proc: Any = None
-        self.conn: Connection | None = None
-        self.stopping = False
-        self.base_forwarded = stats.forwarded  # restored from the last run
-        self.run_forwarded = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        ctx = multiprocessing.get_context("spawn")
-        parent, child = ctx.Pipe()
-        self.proc = ctx.Process(target=child_main, args=(child, self.opts),
-                                name="hydrolink-forwarder", daemon=True)
-        self.proc.start()
-        child.close()
-        self.conn = parent
-        self.base_forwarded += self.run_forwarded
-        self.run_forwarded = 0
-        threading.Thread(target=self._reader, args=(parent,), daemon=True).start()
-
-    def _reader(self, conn: Connection) -> None:
-        while True:
-            try:
-                msg = conn.recv()
-            except (EOFError, OSError):
-                return
-            if self._loop is not None and not self._loop.is_closed():
-                with contextlib.suppress(RuntimeError):
-                    self._loop.call_soon_threadsafe(self._apply, msg)
-
-    def _apply(self, msg: Any) -> None:
-        if msg[0] == "status":
-            s = msg[1]
-            self.stats.mqtt_connected = bool(s["connected"])
-            self.stats.mqtt_error = str(s["error"])
-            self.run_forwarded = int(s["forwarded"])
-            self.stats.forwarded = self.base_forwarded + self.run_forwarded
-
-    def send(self, msg: Any) -> None:
-        if self.conn is not None:
-            with contextlib.suppress(OSError, ValueError):
-                self.conn.send(msg)
-
-    async def supervise(self) -> None:
-        """Start another forwarder if this one dies."""
-        loop = asyncio.get_running_loop()
-        while True:
-            proc = self.proc
-            await loop.run_in_executor(None, proc.join)
-            if self.stopping:
-                return
-            log.error("forwarder exited; starting another", extra={"fields": {
-                "exitcode": proc.exitcode}})
-            self.stats.mqtt_connected = False
-            await asyncio.sleep(1.0)
-            if self.stopping:
-                return
-            self.start()
-
-    async def stop(self) -> None:
-        self.stopping = True
-        self.send(("stop",))
-        loop = asyncio.get_running_loop()
-        if self.proc is not None:
-            await loop.run_in_executor(None, self.proc.join, 10)
-            if self.proc.is_alive():
-                self.proc.terminate()
-                await loop.run_in_executor(None, self.proc.join, 5)
-            await asyncio.sleep(0.05)  # its last status message, for the saved counters
-        if self.conn is not None:
-            self.conn.close()

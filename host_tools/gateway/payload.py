@@ -9,7 +9,6 @@ command each ``result`` answers, and on request the ``raw`` frame in hex.
 from __future__ import annotations
 
 import json
-import time as _time
 from typing import Any
 
 from protocol.codec import (
@@ -25,16 +24,11 @@ from protocol.codec import (
 )
 
 from ..jsonview import frame_to_si
-from .commands import op_name
+from .names import iso, op_name
+
+__all__ = ["iso"]  # the gateway's time format (from names)
 
 PAYLOAD_VERSION = 1
-
-
-def iso(t: float) -> str:
-    """Unix seconds to ISO 8601 UTC with milliseconds, e.g. ``2026-06-15T10:00:03.250Z``."""
-    whole = int(t)
-    ms = min(999, round((t - whole) * 1000))
-    return _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(whole)) + f".{ms:03d}Z"
 
 
 def frame_payload(

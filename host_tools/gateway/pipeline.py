@@ -159,8 +159,9 @@ class Pipeline:
         key = self.keys.get(station)
         if key is None:  # removed from the registry between check and ACK
             raise Malformed(f"station {station} left the registry")
-        now = int(self.clock()) - EPOCH_UNIX
-        commands = self.commands.for_ack(station)
+        wall = self.clock()
+        now = int(wall) - EPOCH_UNIX
+        commands = self.commands.for_ack(station, wall)
         while True:
             try:
                 raw = encode_frame(ACK, station, seq, now, Ack((seq,), commands), key)

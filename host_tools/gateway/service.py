@@ -23,11 +23,15 @@ from protocol.errors import FrameError
 from ..registry import Registry, RegistryError, load_registry
 from .commands import CommandBook
 from .config import Config, default_client_id
-from .forwarder import ForwarderOptions, ForwarderProcess
+from .forwarder import ForwarderOptions
 from .inputs import Link, SerialLink, TcpServer
 from .metrics import StationStats, Stats, StatsCollector
+from .names import iso
 from .pipeline import Duplicate, New, Pipeline, Rejected
-from .spool import Spool, SpoolError, SpoolWriter
+from .spool import Spool, SpoolError
+from .spool_commands import event_statement, state_statement
+from .supervisor import ForwarderProcess
+from .writer import SpoolWriter
 
 log = logging.getLogger("hydrolink.gateway")
 
@@ -190,8 +194,10 @@ class Gateway:
                 f" ({marks})", (self.clock(), frame.station, *command_ids),
             )
             first = self.commands.first_sends(frame.station, command_ids)
-            if first and self.forwarder is not None:
-                self.forwarder.send(("sent", frame.station, frame.seq, first, self.clock()))
+            if first and self.forwarder is not None:  # kept in the spool until published
+                self.writer.execute(*event_statement(frame.station, {
+                    "event": "command_sent", "ack_seq": frame.seq, "sent": iso(self.clock()),
+                    "commands": first}))
 
     # ------------------------------------------------------------ lifecycle
 
@@ -211,6 +217,9 @@ class Gateway:
         stations = await self.writer.call(self.spool.station_stats)
         self._restore_stats(saved, stations)
         await self._reload_commands()
+        # where ``hydrolink command`` finds the stations when it is given only the spool
+        self.writer.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('registry', ?)",
+                            (json.dumps(str(self.registry.path.resolve())),))
         reserve = await self.writer.call(self.spool.keep_reserve)
         log.info("spool open", extra={"fields": {
             "path": cfg.spool, "stations": len(highest), "window_rows": len(seen),
@@ -294,12 +303,22 @@ class Gateway:
                 version = await self.writer.call(self.spool.data_version)
                 if version != self._data_version:
                     await self._reload_commands()
+                due = self.commands.next_expiry()
+                if due is not None and due <= self.clock():
+                    await self.writer.flush()  # the sends before the expiry are on record
+                    ended = await self.writer.call(self.spool.expire_commands, self.clock(),
+                                                   self.forwarder is not None)
+                    for row in ended:
+                        log.info("command expired", extra={"fields": {
+                            "station": row.station, "id": row.id, "sends": row.sends}})
+                    await self._reload_commands()
                 now = time.monotonic()
                 if now - last_stats >= STATS_EVERY:
                     last_stats = now
                     if self.forwarder is not None and self.dirty:
                         dirty, self.dirty = self.dirty, set()
-                        self.forwarder.send(("state", [self.state_of(s) for s in sorted(dirty)]))
+                        for sid in sorted(dirty):
+                            self.writer.execute(*state_statement(self.state_of(sid)))
                     self.stats.spool_pending = await self.writer.call(self.spool.pending_count)
                     await self.save_stats()
                 wall = self.clock()
@@ -342,7 +361,6 @@ class Gateway:
 
     def state_of(self, station: int) -> dict[str, Any]:
         """The retained ``state`` message of a station."""
-        from .payload import iso
 
         st = self.stats.stations.get(station) or StationStats()
         reg = self.registry.get(station)

@@ -17,7 +17,6 @@ and :class:`SpoolFull` (``raise ... from None``).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -26,12 +25,15 @@ import shutil
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from protocol.codec import REPLAY_WINDOW, ReplayWindow
+
+from .spool_commands import CommandQueue, CommandRow, migrate_commands
+
+__all__ = ["CommandRow", "PendingRow", "Record", "Spool", "SpoolError", "SpoolFull"]
 
 log = logging.getLogger("hydrolink.gateway")
 
@@ -70,7 +72,16 @@ CREATE TABLE IF NOT EXISTS commands (
     result     INTEGER,             -- result code; NULL while waiting
     detail     TEXT,                -- JSON
     done       REAL,
+    expires    REAL,                -- not sent after this (Unix time); NULL: never expires
+    ended      TEXT,                -- 'expired' or 'cancelled' (then done is when); NULL: live
     PRIMARY KEY (station, id)
+);
+CREATE TABLE IF NOT EXISTS outbox (  -- MQTT messages that are not frames, kept until PUBACK
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic   TEXT    NOT NULL,       -- after the topic prefix: '<station>/events', '<station>/state'
+    payload TEXT    NOT NULL,       -- JSON
+    retain  INTEGER NOT NULL,
+    key     TEXT    UNIQUE          -- retained state: one row per topic, the newest replaces
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS station_stats (station INTEGER PRIMARY KEY, value TEXT NOT NULL);
@@ -112,20 +123,6 @@ class PendingRow:
     raw: bytes
 
 
-@dataclass(frozen=True)
-class CommandRow:
-    station: int
-    id: int
-    op: int
-    args: Any
-    queued: float
-    sent: float | None
-    sends: int
-    result: int | None
-    detail: Any
-    done: float | None
-
-
 def _translate(e: sqlite3.Error, path: Path) -> SpoolError:
     code = getattr(e, "sqlite_errorcode", None)
     if code == SQLITE_FULL:
@@ -133,7 +130,7 @@ def _translate(e: sqlite3.Error, path: Path) -> SpoolError:
     return SpoolError(f"spool {path}: {e}")
 
 
-class Spool:
+class Spool(CommandQueue):
     """Synchronous access to the spool file. Not thread-safe: one thread uses it."""
 
     def __init__(self, path: str | Path, max_bytes: int | None = None, readonly: bool = False,
@@ -163,6 +160,7 @@ class Spool:
                 # lock for a disk flush that the gateway's next commit would wait for.
                 self.db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
                 self.db.executescript(SCHEMA)
+                migrate_commands(self.db)
                 if max_bytes:
                     page = self.db.execute("PRAGMA page_size").fetchone()[0]
                     self.db.execute(f"PRAGMA max_page_count={max(12, max_bytes // page)}")
@@ -353,37 +351,6 @@ class Spool:
         return {int(s): (int(h), int.from_bytes(b, "big"))
                 for s, h, b in self._all("SELECT station, highest, seen FROM pruned")}
 
-    def commands(self, station: int | None = None, waiting_only: bool = False) -> list[CommandRow]:
-        where, params = [], []
-        if station is not None:
-            where.append("station = ?")
-            params.append(station)
-        if waiting_only:
-            where.append("result IS NULL")
-        sql = ("SELECT station, id, op, args, queued, sent, sends, result, detail, done"
-               " FROM commands" + (" WHERE " + " AND ".join(where) if where else "")
-               + " ORDER BY station, id")
-        return [
-            CommandRow(int(s), int(i), int(op), None if a is None else json.loads(a), q, sent,
-                       int(n), r, None if d is None else json.loads(d), done)
-            for s, i, op, a, q, sent, n, r, d, done in self._all(sql, params)
-        ]
-
-    def queue_command(self, station: int, op: int, args: Any, *, now: float | None = None) -> int:
-        """Queue a command; returns its id (per station, increasing from 1). ``now``: the
-        queue time (default the system clock; the simulator passes its virtual clock)."""
-        with self._transaction() as db:
-            (last,) = db.execute(
-                "SELECT coalesce(max(id), 0) FROM commands WHERE station = ?", (station,)
-            ).fetchone()
-            cid = int(last) + 1
-            db.execute(
-                "INSERT INTO commands (station, id, op, args, queued) VALUES (?,?,?,?,?)",
-                (station, cid, op, None if args is None else json.dumps(args),
-                 time.time() if now is None else now),
-            )
-        return cid
-
     def meta(self, key: str) -> Any:
         rows = self._all("SELECT value FROM meta WHERE key = ?", (key,))
         return json.loads(rows[0][0]) if rows else None
@@ -396,108 +363,3 @@ class Spool:
     def data_version(self) -> int:
         """Changes when another connection (``hydrolink command``) commits."""
         return int(self._all("PRAGMA data_version")[0][0])
-
-
-class SpoolWriter:
-    """Group commit: frames submitted while a commit runs go into the next one.
-
-    ``submit`` returns a future that is done when the frame is on disk (or fails
-    with :class:`SpoolError`). All spool calls run on one thread, in order.
-    """
-
-    def __init__(self, spool: Spool, max_batch: int = 2000) -> None:
-        self.spool = spool
-        self.max_batch = max_batch
-        self.executor = ThreadPoolExecutor(1, thread_name_prefix="spool")
-        self._records: list[Record] = []
-        self._futures: list[asyncio.Future[None]] = []
-        self._statements: list[tuple[str, tuple[Any, ...]]] = []
-        self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._closed = False
-        self.commits = 0
-        self.last_error: SpoolError | None = None
-
-    def submit(self, record: Record) -> asyncio.Future[None]:
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._records.append(record)
-        self._futures.append(fut)
-        self._wake.set()
-        return fut
-
-    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
-        """Run a statement in the next group commit (best effort, not awaited)."""
-        self._statements.append((sql, params))
-        self._wake.set()
-
-    async def call(self, fn: Any, *args: Any) -> Any:
-        """Run ``fn(*args)`` on the spool thread (reads, pruning)."""
-        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
-
-    @property
-    def backlog(self) -> int:
-        return len(self._records)
-
-    async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            if not (self._records or self._statements):
-                if self._closed:
-                    return
-                continue
-            self._idle.clear()
-            records, futures = self._records[: self.max_batch], self._futures[: self.max_batch]
-            del self._records[: self.max_batch], self._futures[: self.max_batch]
-            statements, self._statements = self._statements, []
-            try:
-                await loop.run_in_executor(
-                    self.executor, self._commit, records, statements
-                )
-            except SpoolError as e:
-                self.last_error = e
-                for f in futures:
-                    if not f.done():
-                        f.set_exception(e)
-            else:
-                self.last_error = None
-                self.commits += 1
-                for f in futures:
-                    if not f.done():
-                        f.set_result(None)
-            if self._records or self._statements:
-                self._wake.set()
-            else:
-                self._idle.set()
-
-    def _commit(
-        self, records: list[Record], statements: list[tuple[str, tuple[Any, ...]]],
-    ) -> None:
-        try:
-            self.spool.commit(records, (), statements)
-        except SpoolFull:
-            # The frames of this group are refused (not ACKed); their stations send
-            # them again. Make room for them: forwarded rows are at the center already.
-            self.spool.release_reserve()
-            with contextlib.suppress(SpoolError):
-                self.spool.prune(None, limit=max(1000, len(records) * 4))
-            self.spool.checkpoint()  # a WAL that cannot grow: move it into the database
-            with contextlib.suppress(SpoolError):  # command bookkeeping, if it fits
-                self.spool.commit((), (), statements)
-            raise
-
-    async def flush(self) -> None:
-        """Wait until everything submitted so far is committed."""
-        while self._records or self._statements or not self._idle.is_set():
-            self._wake.set()
-            await self._idle.wait()
-            await asyncio.sleep(0)
-
-    async def close(self) -> None:
-        await self.flush()
-        self._closed = True
-        self._wake.set()
-        await asyncio.get_running_loop().run_in_executor(self.executor, self.spool.close)
-        self.executor.shutdown(wait=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from host_tools.gateway.commands import CommandError, build_command, parse_time, parse_value
+from host_tools.gateway.spool import Spool
 from protocol import codec as c
 
 from .helpers import (
@@ -30,8 +31,8 @@ def test_command_queued_delivered_answered_and_published(
     gateways.append(gw)
     gw.start()
     spool = str(gw.spool)
-    out = hydrolink("command", "--spool", spool, "1003", "report_interval=300", "mode=storm",
-                    "gain=1.5")
+    out = hydrolink("command", "--spool", spool, "1003", "report_interval=300",
+                    "level_sensor=radar", "radar_distance=false")
     assert out.returncode == 0, out.stderr
     assert "queued command 1" in out.stdout
     out = hydrolink("command", "--spool", spool, "1003", "resend", "--from",
@@ -65,7 +66,8 @@ def test_command_queued_delivered_answered_and_published(
 
     commands = run(scenario())
     assert [(k.id, k.op) for k in commands] == [(1, 1), (2, 3)]
-    assert commands[0].args == {"gain": 1.5, "mode": "storm", "report_interval": 300}
+    assert commands[0].args == {"radar_distance": False, "level_sensor": "radar",
+                                "report_interval": 300}
     assert commands[1].args == [c.from_datetime(c.to_datetime(0).replace(year=2026, month=7)),
                                 c.from_datetime(c.to_datetime(0).replace(year=2026, month=7,
                                                                           hour=6))]
@@ -74,7 +76,8 @@ def test_command_queued_delivered_answered_and_published(
     event = obs_by_key(sub.messages)[(1003, result_seq)]
     assert event["type"] == "result"
     assert event["results"][0] == {"id": 1, "code": "ok", "command": {
-        "op": "set_config", "args": {"gain": 1.5, "mode": "storm", "report_interval": 300}}}
+        "op": "set_config", "args": {"radar_distance": False, "level_sensor": "radar",
+                                     "report_interval": 300}}}
     assert event["results"][1]["code"] == "bad_args"
     assert event["results"][1]["detail"] == "range too long"
     # each command's first trip out in an ACK was an event too, once, before the result
@@ -82,7 +85,8 @@ def test_command_queued_delivered_answered_and_published(
     sent = [(i, m[1]) for i, m in enumerate(sub.messages)
             if m[0] == "hydrolink/v1/1003/events" and m[1].get("event") == "command_sent"]
     assert [k for _, p in sent for k in p["commands"]] == [
-        {"id": 1, "op": "set_config", "args": {"gain": 1.5, "mode": "storm", "report_interval": 300}},
+        {"id": 1, "op": "set_config", "args": {"radar_distance": False, "level_sensor": "radar",
+                                               "report_interval": 300}},
         {"id": 2, "op": "resend", "args": commands[1].args}]
     assert all(p["ack_seq"] in st.sent and p["sent"].endswith("Z") for _, p in sent)
     assert max(i for i, _ in sent) < next(j for j, m in enumerate(sub.messages)
@@ -100,11 +104,12 @@ def test_command_queued_delivered_answered_and_published(
     sub.stop()
 
 
-def test_command_line_errors_are_one_line(tmp_path: Path) -> None:
+def test_command_line_errors_are_one_line(tmp_path: Path, registry: Path) -> None:
     out = hydrolink("command", "--spool", str(tmp_path / "typo.db"), "1001", "reboot")
-    assert out.returncode == 1 and "no such file" in out.stderr
+    assert out.returncode == 2 and "no such file" in out.stderr
     assert not (tmp_path / "typo.db").exists()
     spool = str(tmp_path / "s.db")
+    Spool(spool).close()
     for argv, needle in [
         (["1001"], "no command"),
         (["1001", "frobnicate"], "unknown command"),
@@ -112,19 +117,40 @@ def test_command_line_errors_are_one_line(tmp_path: Path) -> None:
         (["1001", "resend", "--from", "yesterday", "--to", "2026-07-01"], "bad time"),
         (["1001", "reboot", "now"], "takes no words"),
         (["notanumber", "reboot"], "invalid int"),
+        (["1001", "reboot"], "no station registry"),  # the spool has never seen a gateway
+        (["--registry", str(registry), "9999", "reboot"], "station 9999 is not in"),
+        (["--registry", str(registry), "0", "reboot"], "station ids are 1 .. 1073741823"),
+        (["--registry", str(registry), "1001", "level_offset=-0.012"],
+         "unknown configuration key 'level_offset'; did you mean 'cal_offset_mm'?"),
+        (["--registry", str(registry), "1001", "reprot_interval=300"],
+         "did you mean 'report_interval'?"),
+        (["--registry", str(registry), "1001", "report_interval=-5"],
+         "report_interval=-5: out of range; allowed an integer 300 .. 86400 s"),
+        (["--registry", str(registry), "1001", "report_interval="],
+         "report_interval='': must be an integer 300 .. 86400 s"),
+        (["--registry", str(registry), "1001", "key=" + "00" * 32], "set by provisioning"),
+        (["--registry", str(registry), "1001", "get-config", "reprot_interval"],
+         "did you mean 'report_interval'?"),
+        (["--registry", str(registry), "1001", "reboot", "--expires", "soon"], "--expires"),
+        (["--registry", str(registry), "1001", "--cancel", "7"], "has no command 7"),
     ]:
         out = hydrolink("command", "--spool", spool, *argv)
         assert out.returncode == 2, (argv, out)
         lines = out.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("hydrolink: ") and needle in lines[0], (
             argv, out.stderr)
+    assert Spool(spool, readonly=True).commands() == []  # nothing was queued
 
 
 def test_command_words() -> None:
-    assert build_command(["a=1", "b=x", "c=true", "d=null", "e=-2.5"]) == (
-        1, {"a": 1, "b": "x", "c": True, "d": None, "e": -2.5})
+    assert build_command(["tip_tenths=5", "level_sensor=none", "radar_distance=true",
+                          "level_alarm_mm=null"]) == (
+        1, {"tip_tenths": 5, "level_sensor": "none", "radar_distance": True,
+            "level_alarm_mm": None})
+    assert parse_value("-2.5") == -2.5
     assert build_command(["get-config"]) == (2, [])
-    assert build_command(["get-config", "a", "b"]) == (2, ["a", "b"])
+    assert build_command(["get-config", "tip_tenths", "datum_mm"]) == (
+        2, ["tip_tenths", "datum_mm"])
     assert build_command(["test-report"]) == (4, None)
     assert build_command(["status-report"]) == (6, None)
     assert build_command(["resend"], "100", "200") == (3, [100, 200])

@@ -19,7 +19,8 @@ from host_tools.gateway.config import (
 )
 from host_tools.gateway.metrics import Stats, StatsCollector
 from host_tools.gateway.pipeline import Duplicate, New, Pipeline, Rejected
-from host_tools.gateway.spool import CommandRow, Record, Spool, SpoolFull, SpoolWriter
+from host_tools.gateway.spool import CommandRow, Record, Spool, SpoolFull
+from host_tools.gateway.writer import SpoolWriter
 from host_tools.registry import load_registry
 from protocol import codec as c
 
@@ -170,7 +171,7 @@ def test_pruned_frames_stay_in_the_replay_window_across_a_restart(tmp_path: Path
 
 
 def test_spool_full_is_reported_and_makes_room(tmp_path: Path) -> None:
-    spool = Spool(tmp_path / "s.db", max_bytes=60 * 1024)
+    spool = Spool(tmp_path / "s.db", max_bytes=72 * 1024)  # 18 pages, 12 of them the schema
     n = 0
     with pytest.raises(SpoolFull):
         while True:
