@@ -4,6 +4,7 @@
 # the import path, then imports main from it. Run on the unix port:
 #   HL_FLASH=img HL_PORT=n micropython -X heapsize=128K -c "import simboot"
 # with this module's .mpy on MICROPYPATH. Not copied to the flash image.
+# With HL_REPL set it runs the board's REPL (boards/simrepl.py) instead.
 import os
 import sys
 import vfs
@@ -50,5 +51,11 @@ def boot():
     sys.path.append(".frozen")
 
 
+_REPL = os.getenv("HL_REPL")
+if _REPL:
+    import simrepl  # type: ignore[import-not-found]  # the USB REPL (sim/repl.py): from the ROM, before the path is the flash's
 boot()
-import main  # noqa: E402,F401
+if _REPL:
+    simrepl.repl()
+else:
+    import main  # noqa: E402,F401
