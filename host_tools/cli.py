@@ -392,6 +392,20 @@ def cmd_qc(argv: list[str]) -> int:
     return run(argv)
 
 
+def cmd_dashboard(argv: list[str]) -> int:
+    """Serve the web dashboard (overview, station pages, alarms) over the center database."""
+    from host_tools.dashboard.main import cmd_dashboard as run  # lazy: starlette, uvicorn
+
+    return run(argv)
+
+
+def cmd_users(argv: list[str]) -> int:
+    """Add, remove or list the dashboard's users (viewer / operator)."""
+    from host_tools.dashboard.main import cmd_users as run
+
+    return run(argv)
+
+
 def cmd_center(argv: list[str]) -> int:
     """Receive the gateway's MQTT messages into the center store (SQLite or PostgreSQL)."""
     from host_tools.center.main import cmd_center as run  # lazy: paho, psycopg
@@ -414,6 +428,8 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "build": cmd_build,
     "provision": cmd_provision,
     "flash": cmd_flash,
+    "dashboard": cmd_dashboard,
+    "users": cmd_users,
 }
 
 
