@@ -1,0 +1,70 @@
+"""The Starlette app: routes, and the shared state they use."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.routing import Route
+
+from . import actions, users, views
+from .csrf import Tokens
+from .database import Stores
+from .overview import OverviewCache
+from .sessions import LoginLimiter, Sessions
+from .web import Dashboard
+
+LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]", "testserver"]
+
+
+def _lifespan(stores: Stores) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        stores.close()
+
+    return lifespan
+
+
+def create_app(db_url: str, *, no_auth: bool = False, gateway_spool: str | None = None,
+               registry: Any = None, session_ttl_s: float = 8 * 3600,
+               clock: Callable[[], float] = time.time, secure_cookies: bool = False,
+               overview_ttl_s: float = 2.0, login_limit: int = 5,
+               login_window_s: float = 300.0) -> Starlette:
+    """The dashboard app on the center database at ``db_url``.
+
+    ``no_auth``: nobody signs in and everyone is an operator, for a loopback address only;
+    the app then also refuses any ``Host`` header that is not a loopback name (DNS
+    rebinding). ``clock`` drives session expiry and the login rate limit (tests)."""
+    stores = Stores(db_url)
+    secret = users.secret(stores.get().db)
+    dash = Dashboard(
+        stores=stores, sessions=Sessions(secret, session_ttl_s, clock),
+        tokens=Tokens(secret, clock=clock),
+        limiter=LoginLimiter(login_limit, login_window_s, clock), no_auth=no_auth,
+        secure_cookies=secure_cookies, gateway_spool=gateway_spool, registry=registry,
+        clock=clock)
+    dash.extra["overview"] = OverviewCache(stores, overview_ttl_s, clock)
+    routes = [
+        Route("/", views.overview),
+        Route("/overview/table", views.overview_table),
+        Route("/station/{station}", views.station_page),
+        Route("/station/{station}/command", actions.queue_command, methods=["POST"]),
+        Route("/alarms", views.alarms_page),
+        Route("/alarms/{alarm}/ack", actions.acknowledge, methods=["POST"]),
+        Route("/login", actions.login_page),
+        Route("/login", actions.login, methods=["POST"]),
+        Route("/logout", actions.logout, methods=["POST"]),
+        Route("/lang", actions.set_lang, methods=["POST"]),
+    ]
+    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=LOOPBACK_HOSTS)] if no_auth else []
+    app = Starlette(routes=routes, middleware=middleware,
+                    exception_handlers={404: views.not_found}, lifespan=_lifespan(stores),
+                    max_body_size=64 * 1024)
+    app.state.dash = dash
+    return app

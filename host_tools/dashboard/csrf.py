@@ -1,0 +1,75 @@
+"""Cross-site request forgery protection for every form: an origin check and a one-use token.
+
+Two independent checks, both required on every POST:
+
+- the browser's own word on where the request comes from: ``Sec-Fetch-Site`` must be
+  ``same-origin`` or ``none``; without it, an ``Origin`` header must name this host (as Go
+  1.25's ``CrossOriginProtection`` and Datasette do). A request with neither (not a browser)
+  passes this check and still needs the token;
+- a token in the form, signed with the server's secret, bound to the session it was issued
+  to, at most ``max_age`` seconds old, and accepted once: a replayed form is refused.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+FIELD = "csrf_token"
+
+
+class CsrfError(Exception):
+    """A form failed a CSRF check; ``str()`` says which."""
+
+
+def origin_problem(headers: Mapping[str, str], scheme: str, host: str) -> str | None:
+    """Why the request's origin headers are not this site, or None if they are."""
+    site = headers.get("sec-fetch-site")
+    if site is not None:
+        return None if site in ("same-origin", "none") else f"Sec-Fetch-Site is {site}"
+    origin = headers.get("origin")
+    if origin is None:
+        return None
+    if origin != f"{scheme}://{host}":
+        return f"Origin {origin} is not {scheme}://{host}"
+    return None
+
+
+class Tokens:
+    """Issues and checks one-use form tokens. Thread-safe (the app's worker threads share it)."""
+
+    def __init__(self, secret: bytes, max_age: int = 3600, clock: Callable[[], float] = time.time) -> None:
+        self._signer = URLSafeTimedSerializer(secret, salt="hydrolink-csrf")
+        self.max_age = max_age
+        self._clock = clock
+        self._used: OrderedDict[str, float] = OrderedDict()  # nonce -> when used
+        self._lock = threading.Lock()
+
+    def issue(self, session_id: str) -> str:
+        """A fresh token for one form of this session."""
+        return self._signer.dumps([session_id, secrets.token_urlsafe(12)])
+
+    def spend(self, token: str | None, session_id: str) -> None:
+        """Accept ``token`` once for ``session_id``; raise :class:`CsrfError` otherwise."""
+        if not token:
+            raise CsrfError("form has no CSRF token")
+        try:
+            sid, nonce = self._signer.loads(token, max_age=self.max_age)
+        except SignatureExpired:
+            raise CsrfError("form token expired; reload the page") from None
+        except (BadSignature, ValueError, TypeError):
+            raise CsrfError("form token is forged or damaged") from None
+        if not secrets.compare_digest(str(sid), session_id):
+            raise CsrfError("form token belongs to another session")
+        now = self._clock()
+        with self._lock:
+            while self._used and next(iter(self._used.values())) < now - self.max_age:
+                self._used.popitem(last=False)  # older than any token still valid
+            if nonce in self._used:
+                raise CsrfError("form was already submitted (replay)")
+            self._used[nonce] = now

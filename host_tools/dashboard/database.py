@@ -1,0 +1,179 @@
+"""The reads the pages need, on the center store; one store per worker thread.
+
+The overview asks for 1,000 stations at once, so it does not call the store's
+per-station methods in a loop: it runs a few statements that each answer for a
+chunk of stations, every lookup an index seek on the primary keys ((station,
+element, time) for observations, (station, time, seq) for status). "Last seen" is the
+newest ``received`` of the station's latest reading of each element, its latest status
+frame and its latest alarm frame: what the center last got from it without scanning
+its history (the store has no index on ``received``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from host_tools.center.model import CenterAlarm, Obs, StationMeta
+from host_tools.center.store import Store, open_store
+
+CHUNK = 400  # (station, element) pairs per statement: 800 parameters
+
+
+class Stores:
+    """One :class:`Store` per thread on the same URL (the store is not thread-safe)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._local = threading.local()
+        self._all: list[Store] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> Store:
+        store: Store | None = getattr(self._local, "store", None)
+        if store is None:
+            store = open_store(self.url)
+            self._local.store = store
+            with self._lock:
+                self._all.append(store)
+        return store
+
+    def close(self) -> None:
+        with self._lock:
+            for s in self._all:
+                s.close()
+            self._all.clear()
+        self._local = threading.local()
+
+
+@dataclass
+class StationFacts:
+    """What the overview shows of one station."""
+
+    meta: StationMeta
+    latest: dict[str, Obs] = field(default_factory=dict)
+    last_seen: float | None = None
+    rain_1h: float | None = None
+    rain_24h: float | None = None
+    battery_v: float | None = None
+    alarms: list[CenterAlarm] = field(default_factory=list)
+
+
+def _chunks(seq: Sequence[Any], n: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(seq), n):
+        yield seq[i:i + n]
+
+
+def _values(rows: Sequence[tuple[Any, ...]]) -> tuple[str, list[Any]]:
+    width = len(rows[0])
+    one = "(" + ", ".join(["CAST(? AS BIGINT)"] + ["?"] * (width - 1)) + ")"
+    return ", ".join([one] * len(rows)), [v for r in rows for v in r]
+
+
+def station_elements(store: Store, meta: StationMeta) -> list[str]:
+    """The station's elements: its registry ``sensors``, else what it has readings of."""
+    return list(meta.sensors) or store.elements(meta.station)
+
+
+def latest_many(store: Store, pairs: Sequence[tuple[int, str]]) -> dict[tuple[int, str], tuple[Obs, float]]:
+    """The newest reading (and when it was received) of each (station, element)."""
+    out: dict[tuple[int, str], tuple[Obs, float]] = {}
+    for chunk in _chunks(pairs):
+        vals, params = _values(chunk)
+        rows = store.db.query(
+            f"WITH k (station, element) AS (VALUES {vals})"
+            " SELECT o.station, o.element, o.time, o.value, o.quality, o.flags, o.received"
+            " FROM k JOIN observations o ON o.station = k.station AND o.element = k.element"
+            " AND o.time = (SELECT MAX(time) FROM observations m"
+            " WHERE m.station = k.station AND m.element = k.element)", params)
+        for s, e, t, v, q, f, r in rows:
+            out[(int(s), e)] = (Obs(int(t), v, q, f), float(r))
+    return out
+
+
+def rain_many(store: Store, stations: Sequence[int], now: int) -> dict[int, tuple[float, float]]:
+    """Rain in the last hour and the last 24 h before ``now``, per station, in mm."""
+    out: dict[int, tuple[float, float]] = {}
+    for chunk in _chunks(stations):
+        vals, params = _values([(s,) for s in chunk])
+        rows = store.db.query(
+            f"WITH k (station) AS (VALUES {vals}) SELECT k.station,"
+            " (SELECT SUM(value) FROM observations o WHERE o.station = k.station"
+            "  AND o.element = 'rain' AND o.time > ? AND o.time <= ?),"
+            " (SELECT SUM(value) FROM observations o WHERE o.station = k.station"
+            "  AND o.element = 'rain' AND o.time > ? AND o.time <= ?) FROM k",
+            [*params, now - 3600, now, now - 86400, now])
+        for s, h1, h24 in rows:
+            out[int(s)] = (float(h1 or 0.0), float(h24 or 0.0))
+    return out
+
+
+def status_many(store: Store, stations: Sequence[int]) -> dict[int, tuple[float | None, float]]:
+    """The latest status frame's battery voltage and received time, per station."""
+    out: dict[int, tuple[float | None, float]] = {}
+    for chunk in _chunks(stations):
+        vals, params = _values([(s,) for s in chunk])
+        rows = store.db.query(
+            f"WITH k (station) AS (VALUES {vals})"
+            " SELECT s.station, s.battery_v, s.received FROM k JOIN status s ON s.station = k.station"
+            " AND s.time = (SELECT MAX(time) FROM status m WHERE m.station = k.station)", params)
+        for s, b, r in rows:
+            old = out.get(int(s))
+            if old is None or float(r) > old[1]:
+                out[int(s)] = (b, float(r))
+    return out
+
+
+def alarm_frames_seen(store: Store, stations: Sequence[int]) -> dict[int, float]:
+    """When each station's latest alarm frame was received."""
+    out: dict[int, float] = {}
+    for chunk in _chunks(stations):
+        vals, params = _values([(s,) for s in chunk])
+        rows = store.db.query(
+            f"WITH k (station) AS (VALUES {vals}) SELECT k.station, (SELECT MAX(received) FROM"
+            " station_alarms a WHERE a.station = k.station AND a.time = (SELECT MAX(time) FROM"
+            " station_alarms b WHERE b.station = k.station)) FROM k", params)
+        out.update({int(s): float(r) for s, r in rows if r is not None})
+    return out
+
+
+def overview_facts(store: Store, now: int) -> list[StationFacts]:
+    """Everything the overview shows, for every station of the registry."""
+    metas = store.stations()
+    facts = {m.station: StationFacts(m) for m in metas}
+    pairs = [(m.station, e) for m in metas for e in station_elements(store, m)]
+    ids = [m.station for m in metas]
+    for (s, e), (obs, received) in latest_many(store, pairs).items():
+        f = facts[s]
+        f.latest[e] = obs
+        f.last_seen = max(f.last_seen or received, received)
+    rainy = [m.station for m in metas if "rain" in facts[m.station].latest]
+    for s, (h1, h24) in rain_many(store, rainy, now).items():
+        facts[s].rain_1h, facts[s].rain_24h = h1, h24
+    for s, (battery, received) in status_many(store, ids).items():
+        f = facts[s]
+        f.last_seen = max(f.last_seen or received, received)
+        if "battery_voltage" not in f.latest:
+            f.battery_v = battery
+    for s, received in alarm_frames_seen(store, ids).items():
+        facts[s].last_seen = max(facts[s].last_seen or received, received)
+    for f in facts.values():
+        bv = f.latest.get("battery_voltage")
+        if bv is not None and bv.value is not None:
+            f.battery_v = bv.value
+    for a in store.center_alarms(active_only=True):
+        if a.station in facts:
+            facts[a.station].alarms.append(a)
+    return list(facts.values())
+
+
+def completeness(store: Store, station: int, element: str, start: int, end: int,
+                 interval_s: int) -> tuple[int, int]:
+    """(received, expected) readings of an element in ``(start, end]``; expected from the
+    record interval, received counting only slots with a value."""
+    rows = store.db.query(
+        "SELECT COUNT(*) FROM observations WHERE station = ? AND element = ? AND time > ?"
+        " AND time <= ? AND value IS NOT NULL", (station, element, start, end))
+    return int(rows[0][0]), max(0, (end - start) // max(1, interval_s))

@@ -1,0 +1,133 @@
+"""The overview's rows, worst first, recomputed at most every ``ttl_s`` for all viewers.
+
+Every screen in the dispatch room shows the same table, so the table is computed once
+(single flight: concurrent requests wait for the one computation) and kept for
+``ttl_s`` seconds; each version has a digest, and a page polls with the digest it shows
+and gets the new table only when it changed. A reading stored now appears within
+``ttl_s`` + the page's poll period (2 s + 2 s).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from protocol.elements import BY_NAME
+
+from .database import StationFacts, Stores, overview_facts
+from .status import Facts, conditions, sort_key, stage_position
+from .timefmt import fmt_time, station_zone, zone
+
+SHOWN_ELEMENTS = ("water_level", "rain", "battery_voltage")
+
+
+@dataclass(frozen=True)
+class Value:
+    element: str
+    text: str
+    unit: str
+    quality: str
+
+
+@dataclass(frozen=True)
+class Row:
+    """One station's line of the overview."""
+
+    station: int
+    name: str
+    conditions: tuple[str, ...]
+    values: tuple[Value, ...]
+    rain_1h: float | None
+    rain_24h: float | None
+    level: float | None
+    stage_reached: str | None
+    stage_ref: str | None
+    stage_diff: float | None
+    stages: tuple[tuple[str, float], ...]
+    last_seen: str
+    zone: str
+    alarms: tuple[str, ...]
+
+
+def fmt_value(element: str, value: float | None) -> str:
+    if value is None:
+        return "-"
+    e = BY_NAME.get(element)
+    decimals = max(0, len(f"{e.scale:g}".split(".")[1]) if e and "." in f"{e.scale:g}" else 0)
+    return f"{value:.{decimals}f}"
+
+
+def build_row(f: StationFacts, now: float) -> Row:
+    m = f.meta
+    tz = station_zone(m.timezone)
+    level = f.latest.get("water_level")
+    level_v = level.value if level else None
+    conds = conditions(Facts(
+        now=now, interval_s=m.record_interval_s, last_seen=f.last_seen,
+        active_alarms={a.kind for a in f.alarms},
+        qualities={e: o.quality for e, o in f.latest.items()}, level_m=level_v,
+        battery_v=f.battery_v, stages=m.stages, alarms=m.alarms))
+    order = [e for e in SHOWN_ELEMENTS if e in f.latest] + sorted(
+        e for e in f.latest if e not in SHOWN_ELEMENTS)
+    values = tuple(Value(e, fmt_value(e, f.latest[e].value),
+                         BY_NAME[e].unit if e in BY_NAME else "", f.latest[e].quality) for e in order)
+    reached, ref, diff = stage_position(level_v, m.stages)
+    return Row(
+        station=m.station, name=m.name, conditions=tuple(conds), values=values,
+        rain_1h=f.rain_1h, rain_24h=f.rain_24h, level=level_v, stage_reached=reached,
+        stage_ref=ref, stage_diff=diff, stages=tuple(sorted(m.stages.items(), key=lambda kv: kv[1])),
+        last_seen=fmt_time(f.last_seen, tz) if f.last_seen is not None else "",
+        zone=zone(tz, now), alarms=tuple(sorted({a.kind for a in f.alarms})))
+
+
+def build_rows(facts: list[StationFacts], now: float) -> list[Row]:
+    rows = [build_row(f, now) for f in facts]
+    rows.sort(key=lambda r: sort_key(list(r.conditions), r.name, r.station))
+    return rows
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    rows: tuple[Row, ...]
+    digest: str
+    computed: float
+    took_s: float
+
+
+class OverviewCache:
+    """The latest overview, shared by every request, at most ``ttl_s`` old."""
+
+    def __init__(self, stores: Stores, ttl_s: float = 2.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.stores = stores
+        self.ttl_s = ttl_s
+        self.clock = clock
+        self._snap: Snapshot | None = None
+        self._lock = threading.Lock()
+        self.renders: dict[tuple[str, str], bytes] = {}  # (digest, lang) -> table html
+
+    def get(self) -> Snapshot:
+        snap = self._snap
+        if snap is not None and time.monotonic() - snap.computed < self.ttl_s:
+            return snap
+        with self._lock:  # single flight: the others wait and take its result
+            snap = self._snap
+            if snap is not None and time.monotonic() - snap.computed < self.ttl_s:
+                return snap
+            t0 = time.monotonic()
+            now = self.clock()
+            rows = tuple(build_rows(overview_facts(self.stores.get(), int(now)), now))
+            digest = hashlib.sha256(repr(rows).encode()).hexdigest()[:16]
+            took = time.monotonic() - t0
+            if self._snap is None or digest != self._snap.digest:
+                self.renders.clear()
+            self._snap = Snapshot(rows, digest, time.monotonic(), took)
+            return self._snap
+
+    def invalidate(self) -> None:
+        """Recompute at the next request (after an acknowledge, for instance)."""
+        with self._lock:
+            self._snap = None

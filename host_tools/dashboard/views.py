@@ -1,0 +1,185 @@
+"""The pages: overview, station, alarms (GET). Actions (POST) are in ``actions``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from host_tools.center.model import CenterAlarm
+from protocol.elements import BY_NAME, COMMAND_OPS, RESULT_CODES
+
+from .charts import hydrograph_svg, small_line_svg
+from .database import completeness, station_elements
+from .overview import OverviewCache, fmt_value
+from .permissions import ACK, COMMAND, FLEET, VIEW, Refused, Resource, allowed
+from .status import LABEL_KEY
+from .timefmt import fmt_time, station_zone, zone
+from .web import Ctx, guarded, station_resource
+
+SPANS = {"24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
+SPAN_LABEL = {"24h": "h24", "7d": "d7", "30d": "d30"}
+
+
+def _cache(ctx: Ctx) -> OverviewCache:
+    cache: OverviewCache = ctx.dash.extra["overview"]
+    return cache
+
+
+def _table(ctx: Ctx) -> tuple[str, bytes]:
+    """The overview table (HTML) for this user's language and role, rendered once per version."""
+    cache = _cache(ctx)
+    snap = cache.get()
+    key = (snap.digest, ctx.session.lang)
+    html = cache.renders.get(key)
+    if html is None:
+        html = ctx.dash.env.get_template("_overview_table.html").render(
+            t=ctx.t, rows=snap.rows, labels=LABEL_KEY).encode()
+        cache.renders[key] = html
+    return snap.digest, html
+
+
+@guarded(VIEW, FLEET)
+async def overview(ctx: Ctx) -> Response:
+    digest, table = await ctx.run(_table, ctx)
+    return ctx.render("overview.html", digest=digest, table=table.decode(),
+                      count=len(_cache(ctx).get().rows))
+
+
+@guarded(VIEW, FLEET)
+async def overview_table(ctx: Ctx) -> Response:
+    """The table alone, for the page's poll: 204 while the shown version is current."""
+    digest, table = await ctx.run(_table, ctx)
+    if ctx.request.query_params.get("v") == digest:
+        return ctx.finish(Response(status_code=204))
+    return ctx.finish(HTMLResponse(table, headers={"X-Overview-Version": digest}))
+
+
+def _station_values(ctx: Ctx, station: int, span: str) -> dict[str, Any] | None:
+    store = ctx.dash.stores.get()
+    meta = store.station(station)
+    if meta is None:
+        return None
+    now = int(ctx.dash.clock())
+    start = now - SPANS[span]
+    tz = station_zone(meta.timezone)
+    level = [(o.time, o.value) for o in store.observations(station, "water_level", start, now)]
+    rain = [(o.time, o.value) for o in store.observations(station, "rain", start, now)]
+    chart = hydrograph_svg(level, rain, start, now, tz, meta.stages, meta.record_interval_s, ctx.t)
+    elements = station_elements(store, meta)
+    comp = []
+    for e in elements:
+        got, expected = completeness(store, station, e, start, now, meta.record_interval_s)
+        comp.append((e, got, expected, 100.0 * got / expected if expected else None))
+    status = store.status_rows(station, start, now)
+    battery = [(s.time, s.battery_v) for s in status]
+    if not any(v is not None for _, v in battery):
+        battery = [(o.time, o.value) for o in store.observations(station, "battery_voltage", start, now)]
+    clock = [(s.time, s.clock_offset_s) for s in status]
+    latest = store.latest(station)
+    events = [(fmt_time(e.time, tz, seconds=True), e.kind, _short(e.payload))
+              for e in reversed(store.events(station, start, now)[-100:])]
+    station_alarms = [(fmt_time(a.time, tz, seconds=True), a.kind, a.state, a.value, a.threshold, a.unit)
+                      for a in reversed(store.alarms_received(station, start, now)[-100:])]
+    alarms = [_alarm_view(a, tz) for a in reversed(store.center_alarms(station, start))]
+    return {
+        "meta": meta, "span": span, "spans": SPANS, "span_label": SPAN_LABEL, "chart": chart,
+        "zone": zone(tz, now), "completeness": comp,
+        "latest": [(e, fmt_value(e, o.value), BY_NAME[e].unit if e in BY_NAME else "", o.quality,
+                    fmt_time(o.time, tz)) for e, o in sorted(latest.items())],
+        "battery_svg": small_line_svg(battery, start, now, tz, ctx.t("battery"), "V", "battery"),
+        "clock_svg": small_line_svg(clock, start, now, tz, ctx.t("clock_offset"), "s", "clock_offset"),
+        "events": events, "station_alarms": station_alarms, "alarms": alarms,
+        "commands": _commands(ctx, station, tz),
+    }
+
+
+def _short(payload: str, limit: int = 160) -> str:
+    try:
+        text = json.dumps(json.loads(payload), ensure_ascii=False)
+    except ValueError:
+        text = payload
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _alarm_view(a: CenterAlarm, tz: Any) -> dict[str, Any]:
+    return {"id": a.id, "station": a.station, "kind": a.kind, "state": a.state,
+            "raised": fmt_time(a.raised, tz, seconds=True),
+            "cleared": fmt_time(a.cleared, tz, seconds=True), "value": a.value,
+            "threshold": a.threshold, "detail": a.detail or "", "acked_by": a.acked_by,
+            "acked_at": fmt_time(a.acked_at, tz, seconds=True)}
+
+
+def _commands(ctx: Ctx, station: int, tz: Any) -> list[dict[str, Any]] | None:
+    path = ctx.dash.gateway_spool
+    if not path:
+        return None
+    from host_tools.gateway.spool import Spool, SpoolError
+
+    try:
+        spool = Spool(path, readonly=True)
+    except SpoolError:
+        return []
+    try:
+        rows = spool.commands(station)
+    finally:
+        spool.close()
+    out = []
+    for r in reversed(rows):
+        ended = getattr(r, "ended", None)  # expired / cancelled (newer spools)
+        if r.result is None and ended:
+            state = str(ended)
+        elif r.result is None:
+            state = "waiting" if r.sends == 0 else f"sent x{r.sends}"
+        else:
+            state = RESULT_CODES[r.result] if 0 <= r.result < len(RESULT_CODES) else str(r.result)
+        op = COMMAND_OPS[r.op] if 0 < r.op < len(COMMAND_OPS) else f"op{r.op}"
+        out.append({"id": r.id, "op": op, "args": "" if r.args is None else json.dumps(r.args),
+                    "queued": fmt_time(r.queued, tz, seconds=True), "state": state,
+                    "detail": "" if r.detail is None else json.dumps(r.detail, ensure_ascii=False),
+                    "done": fmt_time(r.done, tz, seconds=True)})
+    return out
+
+
+@guarded(VIEW, station_resource)
+async def station_page(ctx: Ctx) -> Response:
+    station = int(ctx.request.path_params["station"])
+    span = ctx.request.query_params.get("span", "24h")
+    if span not in SPANS:
+        span = "24h"
+    values = await ctx.run(_station_values, ctx, station, span)
+    if values is None:
+        raise Refused(404, f"no station {station}")
+    return ctx.render("station.html", **values,
+                      may_command=allowed(ctx.user, COMMAND, Resource("station", station)),
+                      may_ack=allowed(ctx.user, ACK, Resource("station", station)),
+                      notice=ctx.request.query_params.get("notice", ""))
+
+
+def _alarms(ctx: Ctx) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    store = ctx.dash.stores.get()
+    now = ctx.dash.clock()
+    metas = {m.station: m for m in store.stations()}
+    recent = sorted(store.center_alarms(start=now - 7 * 86400), key=lambda a: (a.raised, a.id),
+                    reverse=True)
+    views = []
+    for a in recent[:500]:
+        meta = metas.get(a.station)
+        v = _alarm_view(a, station_zone(meta.timezone if meta else None))
+        v["name"] = meta.name if meta else str(a.station)
+        views.append(v)
+    return [v for v in views if v["state"] == "active"], [v for v in views if v["state"] != "active"]
+
+
+@guarded(VIEW, FLEET)
+async def alarms_page(ctx: Ctx) -> Response:
+    active, recent = await ctx.run(_alarms, ctx)
+    return ctx.render("alarms.html", active=active, recent=recent,
+                      may_ack=allowed(ctx.user, ACK, FLEET),
+                      notice=ctx.request.query_params.get("notice", ""))
+
+
+async def not_found(request: Request, exc: Exception) -> Response:
+    return HTMLResponse("<h1>404</h1>", status_code=404)
