@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from ..gateway.config import ConfigError
@@ -34,6 +35,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-ms", type=float, default=50.0, metavar="MS",
                    help="longest wait to fill a batch after its first message (50)")
     p.add_argument("--status", action="store_true", help="print the store's counters and exit")
+    p.add_argument("--gaps", action="store_true",
+                   help="list the gaps the watch tracks (detected/requested/recovered/lost) and exit")
+    p.add_argument("--gateway-spool", metavar="PATH",
+                   help="the gateway's spool file: missing readings are requested there (resend)")
+    p.add_argument("--watch", action=argparse.BooleanOptionalAction, default=None,
+                   help="run gaps, center alarms and QC in this worker (default: on, off with --share: "
+                        "run it in exactly one worker)")
+    p.add_argument("--watch-every", type=float, default=10.0, metavar="S", help="watch period in seconds (10)")
     p.add_argument("--json", action="store_true", help="with --status: JSON")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     p.add_argument("--log-format", default="text", choices=("text", "json"))
@@ -74,6 +83,10 @@ def cmd_center(argv: list[str]) -> int:
             st = status(args.db)
             print(json.dumps(st, indent=1)) if args.json else _print_status(st)
             return 0
+        if args.gaps:
+            from .watchtask import print_gaps
+
+            return print_gaps(args.db, as_json=args.json)
         if not args.mqtt:
             print("hydrolink: center needs --mqtt URL (or --status)", file=sys.stderr)
             return 2
@@ -82,6 +95,10 @@ def cmd_center(argv: list[str]) -> int:
             return 2
         if args.batch < 1 or args.batch_ms < 0:
             print("hydrolink: --batch must be 1 or more and --batch-ms 0 or more", file=sys.stderr)
+            return 2
+        if args.gateway_spool and not Path(args.gateway_spool).is_file():
+            print(f"hydrolink: --gateway-spool {args.gateway_spool}: no such file; give the gateway's "
+                  "spool (its --spool)", file=sys.stderr)
             return 2
         if args.registry:
             load_registry(args.registry)  # a bad registry is a usage error at start (later: logged, kept)
@@ -97,7 +114,8 @@ def _run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level, args.log_format)
     center = Center(args.db, args.mqtt, registry=args.registry, share=args.share, client_id=args.client_id,
                     protocol=args.mqtt_version, batch_max=args.batch, batch_wait=args.batch_ms / 1000,
-                    topic_prefix=args.topic_prefix)
+                    topic_prefix=args.topic_prefix, gateway_spool=args.gateway_spool,
+                    watch=not args.share if args.watch is None else args.watch, watch_every=args.watch_every)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())

@@ -40,6 +40,7 @@ from .db import StoreError
 from .messages import PREFIX, convert_all, topics
 from .model import Batch
 from .store import Store, open_store
+from .watchtask import WatchTask
 
 log = logging.getLogger("hydrolink.center")
 Clock = Callable[[], float]
@@ -58,7 +59,8 @@ class Center:
                  share: str | None = None, client_id: str | None = None, clock: Clock = _time.time,
                  protocol: str = "5", batch_max: int = 500, batch_wait: float = 0.05,
                  inflight: int = 5000, session_expiry: int = 7 * 86400, status_every: float = 5.0,
-                 topic_prefix: str = PREFIX) -> None:
+                 topic_prefix: str = PREFIX, watch: bool = False, gateway_spool: str | Path | None = None,
+                 watch_every: float = 10.0) -> None:
         if share and protocol != "5":
             raise ValueError("--share needs MQTT 5 (shared subscriptions)")
         self.db_url, self.target = db_url, parse_mqtt_url(mqtt_url)
@@ -77,6 +79,10 @@ class Center:
         self._reload = threading.Event()
         self._writer: threading.Thread | None = None
         self._client = self._make_client()
+        # gaps, center alarms, QC flags (host_tools/center/watchtask.py), on this worker's clock
+        self.watch = WatchTask(clock, self._publish, gateway_spool=gateway_spool, every=watch_every,
+                               topic_prefix=topic_prefix) if watch else None
+        self._stored: list[Any] = []  # the last committed batch's readings, for the watch
         self.started = clock()
 
     # ------------------------------------------------------------ MQTT side (paho's thread)
@@ -94,6 +100,7 @@ class Center:
         c.reconnect_delay_set(1, 10)
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
+        c.on_subscribe = self._on_subscribe
         c.on_message = self._on_message
         return c
 
@@ -105,9 +112,15 @@ class Center:
         prefix = f"$share/{self.share}/" if self.share else ""
         client.subscribe([(prefix + t, 1) for t in topics(self.prefix)])
         self.stats["connects"] += 1
-        self.connected.set()
         log.info("mqtt connected", extra={"fields": {"broker": f"{self.target.host}:{self.target.port}",
                                                       "client_id": self.client_id, "share": self.share}})
+
+    def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, reasons: list[Any], _p: Any) -> None:
+        bad = [str(r) for r in reasons if r.is_failure]
+        if bad:
+            log.error("mqtt subscription refused", extra={"fields": {"reason": bad[0], "share": self.share}})
+            return
+        self.connected.set()
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         self.connected.clear()
@@ -116,6 +129,9 @@ class Center:
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         self._queue.put((self._gen, msg))
+
+    def _publish(self, topic: str, payload: bytes, retain: bool) -> None:
+        self._client.publish(topic, payload, qos=1, retain=retain)  # the watch's center_alarm/center_state
 
     # ------------------------------------------------------------ lifecycle
 
@@ -143,6 +159,8 @@ class Center:
         with contextlib.suppress(Exception):
             self._client.disconnect()
         self._client.loop_stop()
+        if self.watch is not None:
+            self.watch.close()
         if self.store is not None:
             with contextlib.suppress(Exception):
                 self.store.close()
@@ -207,6 +225,9 @@ class Center:
                 if not self._store_until_committed(batch):
                     return  # stopping with the database away: the broker keeps them
                 self._ack(batch)
+            if self.watch is not None and self.store is not None:
+                self.watch.poll(self.store, self._stored)
+                self._stored = []
             if _time.monotonic() - last_status >= self.status_every:
                 last_status = _time.monotonic()
                 self._save_status()
@@ -232,6 +253,7 @@ class Center:
                     return False
                 delay = min(delay * 2, 5.0)
         self._count(batch, rows, result)
+        self._stored = rows.observations
         return True
 
     def _count(self, batch: list[Message], rows: Batch, result: Any) -> None:
