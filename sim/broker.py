@@ -97,5 +97,7 @@ class Broker:
             self._loop.call_soon_threadsafe(self._loop.stop)
             if self._thread is not None:
                 self._thread.join(10)
+            if not self._loop.is_running():
+                self._loop.close()
             self._loop = None
             self._amqtt = None

@@ -75,11 +75,18 @@ def run(argv: list[str], prog: str = "hydrolink sim", demo: bool = False) -> int
         except weather.ReplayError as e:
             print(f"hydrolink: {e}", file=sys.stderr)
             return 2
+    db = args.db
+    if db is None and demo:
+        out = Path("demo-out").resolve()
+        out.mkdir(exist_ok=True)
+        for old in out.glob("center.db*"):
+            old.unlink()  # a second run starts clean
+        db = f"sqlite:///{out / 'center.db'}"
     storm = weather.Storm(int(1.4 * 86400), 5 * 3600, 95.0, "huff2") if demo else None
     opts = Options(stations=args.stations, days=args.days, seed=args.seed, loss=args.loss, ber=args.ber,
                    latency_ms=args.latency_ms, outages=outages, power_cuts=args.power_cuts,
                    gateway_restarts=args.gateway_restarts, mqtt=args.mqtt, workdir=args.workdir,
-                   faults=not args.no_faults, rain=rain, storm=storm, progress=not args.quiet)
+                   faults=not args.no_faults, rain=rain, storm=storm, progress=not args.quiet, db=db)
     f = Fleet(opts)
     try:
         try:
@@ -91,13 +98,8 @@ def run(argv: list[str], prog: str = "hydrolink sim", demo: bool = False) -> int
         print(table(rep))
         if args.json is not None:
             args.json.write_text(rep.to_json() + "\n")
-        db = args.db or (f"sqlite:///{Path('demo-out').resolve() / 'center.db'}" if demo else None)
         if db is not None:
-            path = Path(db.removeprefix("sqlite:///").removeprefix("sqlite://"))
-            path.parent.mkdir(parents=True, exist_ok=True)
-            assert f.center is not None
-            f.center.save(path)
-            print(f"center database: {path}")
+            print(f"center database: {db}")
         plots = args.plots or (Path("demo-out") / "plots" if demo else None)
         if plots is not None:
             from sim.plots import write_plots

@@ -58,6 +58,7 @@ class Options:
     clock_error_s: Callable[[float], float] | None = None  # the gateway clock's error
     progress: bool = True
     broker: str = "auto"
+    db: str | None = None  # the center store's URL (default: SQLite in the work dir)
 
 
 class FleetBoard(VBoard):
@@ -114,10 +115,18 @@ class Fleet:
         self.host: GatewayHost | None = None
         self.wall = 0.0
         self._down_since = 0
+        self.now_ms = 0  # the furthest any board has got: the center's clock
+        self.store_url = opts.db or f"sqlite:///{self.dir / 'center.db'}"
+        self.receiver: Any = None
 
     # ---- barriers -------------------------------------------------------
+    def center_clock(self) -> float:
+        return EPOCH_UNIX + T0 + self.now_ms / 1000
+
     def gate(self, board: FleetBoard, ms: int) -> None:
         with self.cond:
+            if ms > self.now_ms:
+                self.now_ms = ms
             while board.next_barrier < len(self.events) and self.events[board.next_barrier].ms < ms:
                 i = board.next_barrier
                 self.arrived[i] = self.arrived.get(i, 0) + 1
@@ -191,6 +200,15 @@ class Fleet:
             port = int(mqtt.rsplit(":", 1)[1])
             self.center = CenterSink(port, client_id=f"hydrolink-sim-center-{o.seed}-{id(self)}")
             self.center.start()
+            from host_tools.center.receiver import Center
+
+            amqtt = self.broker is not None and self.broker.kind == "amqtt"
+            self.receiver = Center(self.store_url, mqtt, registry=reg_path, clock=self.center_clock,
+                                   protocol="3.1.1" if amqtt else "5",
+                                   client_id=f"hydrolink-sim-store-{o.seed}-{id(self)}")
+            self.receiver.start()
+            if not self.receiver.wait_connected(30):
+                raise SimError("the center receiver did not connect to the broker")
             self.host = GatewayHost(self.dir, registry, mqtt, o.clock_error_s)
             self.host.fleet_t = EPOCH_UNIX + T0
             self.host.start()
@@ -267,6 +285,9 @@ class Fleet:
                 self.host.stop()
             except Exception:  # noqa: BLE001 - best effort on the way out
                 self.host.kill9()
+        if self.receiver is not None:
+            self.receiver.stop()
+            self.receiver = None
         if self.center is not None:
             self.center.stop()
         if self.broker is not None:

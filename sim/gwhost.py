@@ -103,6 +103,8 @@ class GatewayHost:
         if self.thread.is_alive():
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(10)
+        if not self.loop.is_running():
+            self.loop.close()
 
     def kill9(self) -> None:
         """The gateway dies where it is: no flush, no saved stats, forwarder SIGKILLed."""

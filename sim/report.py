@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from protocol.codec import EPOCH_UNIX
+from sim.center_sink import Arrived
 from sim.fleet import DAY_MS, T0, Fleet
 from sim.queue_view import unacked
 from sim.stations import RAIN_ALARM_MM, RAIN_HYST_MM, RECORD_S, StationSpec, fault_list
@@ -149,6 +150,9 @@ def build(f: Fleet) -> Report:
     assert f.center is not None
     end_s = f.end_ms // 1000
     c = f.center
+    from host_tools.center.store import open_store
+
+    store = open_store(f.store_url)
     rows = []
     for spec, b in zip(f.specs, f.boards, strict=True):
         els = [1, 3, 4] if spec.kind == "rain" else [1, 2, 3, 4]
@@ -162,19 +166,25 @@ def build(f: Fleet) -> Report:
             if k in rec and rec[k] != tr.value:
                 twice += 1
             rec.setdefault(k, tr.value)
-        at_center = {}
-        for (sid, el, t), a in c.obs.items():
-            if sid == spec.sid and t - EPOCH_UNIX <= T0 + end_s:
-                at_center[(_eid(el), t - EPOCH_UNIX)] = a
+        at_center: dict[tuple[int, int], Arrived] = {}
+        dups = 0
+        for e in els:
+            name = ELEMENTS[e]
+            for ob in store.observations(spec.sid, name, 0, EPOCH_UNIX + T0 + end_s):
+                arr = c.obs.get((spec.sid, name, ob.time))  # its gateway receipt, from MQTT
+                at_center[(e, ob.time - EPOCH_UNIX)] = Arrived(ob.value, ob.quality,
+                                                               arr.received if arr else math.nan)
+            dups += len(store.revisions(spec.sid, name, 0, 2**40))
         queued = unacked(b.flash())
         missing = [k for k in rec if k not in at_center]
         in_flight = [k for k in missing if k in queued]
         lost = [k for k in missing if k not in queued]
-        delays = [_arrival(f, a.received) - (EPOCH_UNIX + t) for (_, t), a in at_center.items()]
+        delays = [_arrival(f, a.received) - (EPOCH_UNIX + t) for (_, t), a in at_center.items()
+                  if not math.isnan(a.received)]
         r = StationReport(spec.sid, spec.name, spec.kind, truth=len(truth), recorded=len(rec),
                           not_recorded=len(truth - set(rec)), stored=len(at_center),
                           recorded_twice=twice, lost=len(lost), in_flight=len(in_flight),
-                          duplicates=sum(1 for d in c.duplicates if d[0] == spec.sid),
+                          duplicates=dups,
                           power_cuts=b.cuts_done, boots=b.boots,
                           lost_keys=[[ELEMENTS[e], t + EPOCH_UNIX] for e, t in sorted(lost)[:20]])
         r.delay_max_s = round(max(delays, default=0.0), 1)
@@ -190,6 +200,7 @@ def build(f: Fleet) -> Report:
                 if e == 2 and a.value is not None and a.quality == "good"]
         r.level_err_max_m = round(max(errs), 3) if errs else None
         rows.append(r)
+    store.close()
     links = f.links
     return Report(f.o.stations, f.o.days, f.o.seed, f.o.loss, f.o.ber, rows,
                   _fleet_faults(f), c.redelivered, sum(x.sent for x in links), sum(x.lost for x in links),
@@ -210,13 +221,6 @@ def _alarms(f: Fleet, spec: StationSpec, end_s: int, r: StationReport) -> None:
     r.alarms_truth = len(truth)
     r.alarms_arrived = len(lat)
     r.alarm_latency_max_s = round(max(lat), 1) if lat else None
-
-
-def _eid(name: str) -> int:
-    for k, v in ELEMENTS.items():
-        if v == name:
-            return k
-    return 0
 
 
 def _arrival(f: Fleet, received: float) -> float:
