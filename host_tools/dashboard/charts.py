@@ -32,13 +32,15 @@ Point = tuple[int, float | None]
 
 
 def _nice(lo: float, hi: float, n: int = 6) -> list[float]:
+    """Round tick values covering ``lo .. hi`` (the first at or below lo, the last at or above hi)."""
     if hi <= lo:
         hi = lo + 1.0
     raw = (hi - lo) / n
     mag = 10 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
-    first = math.ceil(lo / step) * step
-    return [round(first + i * step, 10) for i in range(int((hi - first) / step + 1e-9) + 1)]
+    first = math.floor(lo / step + 1e-9) * step
+    count = math.ceil((hi - first) / step - 1e-9)
+    return [round(first + i * step, 10) for i in range(count + 1)]
 
 
 def time_ticks(start: int, end: int, tz: ZoneInfo, most: int = 8) -> list[tuple[int, str]]:

@@ -87,6 +87,18 @@ LABELS: dict[str, tuple[str, str]] = {
     "el_solar_voltage": ("太阳能电压", "solar voltage"),
     "el_signal_strength": ("信号强度", "signal"),
     "el_rain_daily": ("日雨量", "daily rain"),
+    "kind_silent": ("无数据", "silent"),
+    "kind_battery_low": ("电压低", "battery low"),
+    "kind_stage_action": ("超设防水位", "above action stage"),
+    "kind_stage_warning": ("超警戒水位", "above warning stage"),
+    "kind_stage_guarantee": ("超保证水位", "above guarantee stage"),
+    "kind_stage_flood_limit": ("超汛限水位", "above flood-limit level"),
+    "kind_rain_1h": ("1小时雨量超限", "1 h rain above threshold"),
+    "kind_rain_3h": ("3小时雨量超限", "3 h rain above threshold"),
+    "kind_rain": ("雨量加报", "heavy rain"),
+    "kind_level_high": ("水位超限", "level high"),
+    "kind_level_rise": ("水位陡涨", "level rising fast"),
+    "kind_level_low": ("水位过低", "level low"),
 }
 
 
@@ -96,7 +108,7 @@ def translator(lang: str) -> Callable[..., str]:
 
     def t(key: str, **fields: object) -> str:
         pair = LABELS.get(key)
-        text = pair[i] if pair else key.removeprefix("el_")
+        text = pair[i] if pair else key.removeprefix("el_").removeprefix("kind_")
         return text.format(**fields) if fields else text
 
     return t
