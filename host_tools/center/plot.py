@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from host_tools.center.series import Gap, Reading, gaps, regular
+import numpy as np
+
+from host_tools.center.series import Gap, Row, grid
 from host_tools.center.views import (
     ViewError,
     open_db,
@@ -56,15 +58,15 @@ class Panel:
     station: int
     name: str
     interval_s: int
-    level: list[Reading]
-    rain: list[Reading]
+    level: Sequence[Row]
+    rain: Sequence[Row]
     stages: dict[str, float] = field(default_factory=dict)
     raised: list[float] = field(default_factory=list)
     cleared: list[float] = field(default_factory=list)
     gaps: list[Gap] = field(default_factory=list)
 
 
-def rain_bins(rain: Sequence[Reading], interval: int, start: int, end: int) -> tuple[int, list[tuple[int, float]]]:
+def rain_bins(rain: Sequence[Row], interval: int, start: int, end: int) -> tuple[int, list[tuple[int, float]]]:
     """Rain summed into at most :data:`MAX_BARS` bins of a round length.
 
     Returns:
@@ -74,9 +76,10 @@ def rain_bins(rain: Sequence[Reading], interval: int, start: int, end: int) -> t
     width = next((b for b in _BIN_STEPS if b >= interval and span / b <= MAX_BARS), 86400)
     sums: dict[int, float] = {}
     for r in rain:
-        if r.value:
-            b = (r.time - 1) // width * width  # a value ending at t fell in (t - interval, t]
-            sums[b] = sums.get(b, 0.0) + r.value
+        v = r[1]
+        if v:
+            b = (int(r[0]) - 1) // width * width  # a value ending at t fell in (t - interval, t]
+            sums[b] = sums.get(b, 0.0) + v
     return width, sorted(sums.items())
 
 
@@ -143,7 +146,7 @@ def figure(panels: Sequence[Panel], start: int, end: int, tz: zoneinfo.ZoneInfo)
             axes.append((ax_r, ax_l))
         off = _offset(start, tz)
         axes[-1][1].set_xlabel(f"local time ({tz.key}, UTC{off})")
-        FigureCanvasAgg(fig).draw()  # type: ignore[no-untyped-call]  # lay out now: the Axes transforms then map data to pixels
+        FigureCanvasAgg(fig)  # savefig draws; the Axes transforms map data to PNG pixels after it
     return fig, axes
 
 
@@ -162,16 +165,15 @@ def _draw(p: Panel, ax_r: Any, ax_l: Any, start: int, end: int) -> None:
     top = max((v for _, v in bins), default=0.0)
     ax_r.set_ylim(max(1.0, top * 1.15), 0)  # inverted: bars hang from the top
     ax_r.set_ylabel(f"rain\n(mm / {_per(width)})")
-    total = sum(r.value for r in p.rain if r.value)
+    total = sum(r[1] for r in p.rain if r[1])
     ax_r.set_title(drawable(f"{p.station} {p.name}") + f"    rain total {total:.1f} mm", loc="left")
     ax_r.grid(axis="y", alpha=0.3)
 
-    xs = [r.time / 86400 for r in p.level]
-    ys = [math.nan if r.value is None else r.value for r in p.level]
-    good = [y for y in ys if not math.isnan(y)]
-    if good:
+    xs, ys = line(p.level, p.interval_s)
+    if len(xs):
         ax_l.plot(xs, ys, color=LEVEL_COLOR, linewidth=2.4, label="water level", solid_joinstyle="round")
-    lo, hi = (min(good), max(good)) if good else (0.0, 1.0)
+    good = ys[~np.isnan(ys)]
+    lo, hi = (float(good.min()), float(good.max())) if len(good) else (0.0, 1.0)
     span = max(hi - lo, 0.5)
     shown = {k: v for k, v in p.stages.items() if lo - span <= v <= hi + span}
     for key, level in p.stages.items():
@@ -201,14 +203,40 @@ def _draw(p: Panel, ax_r: Any, ax_l: Any, start: int, end: int) -> None:
     ax_l.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), frameon=False, borderaxespad=0)
 
 
+def line(rows: Sequence[Row], interval: int) -> tuple[Any, Any]:
+    """Matplotlib date numbers and values of a level series, NaN where it must break.
+
+    The line breaks at a reading without value and across any step longer than the
+    record interval, so a gap is never bridged by a straight segment.
+    """
+    t = np.fromiter((r[0] for r in rows), dtype=np.float64, count=len(rows))
+    v = np.fromiter((math.nan if r[1] is None else r[1] for r in rows), dtype=np.float64, count=len(rows))
+    if len(t) > 1:
+        jumps = np.nonzero(np.diff(t) > interval)[0] + 1
+        t = np.insert(t, jumps, t[jumps - 1] + interval)
+        v = np.insert(v, jumps, math.nan)
+    return t / 86400, v
+
+
+def gap_runs(rows: Sequence[Row], start: int, end: int, interval: int) -> list[Gap]:
+    """Runs of expected slots without a value (the same as ``series.gaps``, vectorised)."""
+    slots = np.asarray(grid(start, end, interval), dtype=np.int64)
+    have = np.fromiter((r[0] for r in rows if r[1] is not None), dtype=np.int64)
+    missing = ~np.isin(slots, have)
+    if not missing.any():
+        return []
+    edges = np.diff(np.concatenate(([0], missing.astype(np.int8), [0])))
+    starts, stops = np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]
+    return [Gap(int(slots[a]), int(slots[b - 1]), int(b - a)) for a, b in zip(starts, stops, strict=True)]
+
+
 def load_panel(store: Any, station: int, start: int, end: int) -> Panel:
     """One station's panel data from the store."""
     meta = station_meta(store, station)
     iv = meta.record_interval_s
-    level = regular(store.observations(station, "water_level", start, end), start, end, iv)
-    rain = regular(store.observations(station, "rain", start, end), start, end, iv)
-    element = "water_level" if any(r.value is not None for r in level) else "rain"
-    g = gaps(level if element == "water_level" else rain, start, end, iv)
+    level = store.observations(station, "water_level", start, end)
+    rain = store.observations(station, "rain", start, end)
+    g = gap_runs(level if any(r[1] is not None for r in level) else rain, start, end, iv)
     raised: list[float] = []
     cleared: list[float] = []
     for a in store.center_alarms(station, start, end):

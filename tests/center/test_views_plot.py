@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from host_tools.center import Store, open_store
-from host_tools.center.plot import LEVEL_COLOR, RAIN_COLOR, drawable, figure, load_panel, save
+from host_tools.center.plot import LEVEL_COLOR, RAIN_COLOR, drawable, figure, gap_runs, load_panel, save
+from host_tools.center.series import gaps
 from host_tools.center.views import zone
 from host_tools.cli import main
 from tests.center import views_data as vd
@@ -66,7 +67,7 @@ def test_plot_matches_the_data(filled: tuple[str, Store], tmp_path: Path) -> Non
     line = _inside(_mask(img, LEVEL_COLOR), ax_l, h)
     rows, cols = np.nonzero(line)
     assert rows.size > 500
-    levels = [(t, v) for t, v, _ in (tuple(r) for r in panels[0].level) if v is not None]
+    levels = [(r[0], r[1]) for r in panels[0].level if r[1] is not None]
     t_hi, v_hi = max(levels, key=lambda p: p[1])
     t_lo, v_lo = min(levels, key=lambda p: p[1])
     _, row_hi = _pixel(ax_l, t_hi, v_hi, h)
@@ -115,3 +116,12 @@ def test_names_keep_what_the_fonts_can_draw() -> None:
     assert drawable("Gaoqiao") == "Gaoqiao"
     text = drawable("Gaoqiao 高桥")
     assert text.startswith("Gaoqiao")  # with a CJK font installed the Chinese stays too
+
+
+def test_gap_runs_agree_with_series_gaps() -> None:
+    import random
+
+    rnd = random.Random(3)
+    rows = [(t, None if rnd.random() < 0.2 else 1.0, "good") for t in range(0, 30000, 300) if rnd.random() < 0.8]
+    assert gap_runs(rows, 0, 30000, 300) == gaps(rows, 0, 30000, 300)
+    assert gap_runs([], 0, 900, 300) == gaps([], 0, 900, 300)
