@@ -5,6 +5,11 @@ back beyond a band on the other side, so a value hovering at the threshold raise
 alarm, not one per tick. Silence raises when nothing was received for
 ``silent_intervals`` record intervals and clears when data comes again.
 
+Silence is counted in the station's *report* period, not its record interval: a station
+recording every 5 min usually reports hourly (firmware default), so three record intervals
+without a message is normal. The period is learned from when its reports arrived
+(:func:`report_period`); until it is known, the record interval is used.
+
 Alarm kinds (one active alarm per station and kind):
 ``silent``, ``battery_low``, ``stage_<name>`` for each registry stage (action, warning,
 guarantee, flood_limit), ``rain_1h`` and ``rain_3h``.
@@ -42,6 +47,7 @@ class Snapshot:
     battery_v: float | None = None  # latest battery reading
     level_m: float | None = None    # latest water level
     rain_mm: Mapping[str, float] | None = None  # "rain_1h"/"rain_3h" -> sliding total ending at the latest rain
+    period_s: float | None = None   # the station's report period, if learned
 
 
 @dataclass(frozen=True)
@@ -74,9 +80,9 @@ class AlarmRules:
         self.alarms = {k: float(v) for k, v in alarms.items()}
         self.config = config or AlarmConfig()
 
-    def silent_after(self, interval_s: int) -> float:
+    def silent_after(self, period_s: float) -> float:
         """Seconds without any message after which the station counts as silent."""
-        return self.alarms.get("silent_intervals", self.config.silent_intervals) * interval_s
+        return self.alarms.get("silent_intervals", self.config.silent_intervals) * period_s
 
     def evaluate(self, snap: Snapshot, active: Collection[str]) -> list[AlarmEvent]:
         """The alarms that change state at ``snap.now``, given the kinds active before."""
@@ -90,11 +96,12 @@ class AlarmRules:
                                       raised if now_on else cleared))
 
         if snap.last_received is not None:
-            limit = self.silent_after(snap.interval_s)
+            period = max(snap.interval_s, snap.period_s or 0)
+            limit = self.silent_after(period)
             quiet = snap.now - snap.last_received
             was = "silent" in active
-            # Raised past the limit; cleared by data received again (within one interval).
-            on = quiet >= limit if not was else quiet > snap.interval_s
+            # Raised past the limit; cleared by data received again (within one period).
+            on = quiet >= limit if not was else quiet > period
             step("silent", was, on, round(quiet, 3), limit,
                  f"nothing received for {quiet / 60:.0f} min (limit {limit / 60:.0f} min)",
                  f"data again after silence (last {quiet:.0f} s ago)")
@@ -145,3 +152,18 @@ def rain_totals(times: Sequence[int], values: Sequence[float | None]) -> dict[st
         out[kind] = round(sum(v for t, v in zip(times, values, strict=True)
                               if v is not None and end - window < t <= end), 6)
     return out
+
+
+def report_period(received: Sequence[float], interval_s: int) -> float | None:
+    """A station's report period from the times its readings arrived (sorted, distinct).
+
+    Arrivals closer than half a record interval are one report (frames of a burst, a
+    backfill). Of the gaps between reports, the upper quartile: alarm reports in a
+    storm shorten some gaps, and the regular period must still win. None with fewer
+    than two gaps.
+    """
+    reports = [t for i, t in enumerate(received) if i == 0 or t - received[i - 1] >= interval_s / 2]
+    gaps = sorted(b - a for a, b in zip(reports, reports[1:], strict=False))
+    if len(gaps) < 2:
+        return None
+    return gaps[min(len(gaps) - 1, (3 * len(gaps)) // 4)]

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from protocol.codec import EPOCH_UNIX
 
-from .alarms import AlarmConfig, AlarmEvent, AlarmRules, Snapshot, rain_totals
+from .alarms import AlarmConfig, AlarmEvent, AlarmRules, Snapshot, rain_totals, report_period
 from .gaps import LOST, OPEN, REQUESTED, Gap, GapPolicy, GapTracker, resend_plan
 from .model import Gap as GapRow
 from .qc import context_s, qc_flags
@@ -30,6 +30,7 @@ from .qc import context_s, qc_flags
 log = logging.getLogger("hydrolink.center.watch")
 
 RESEND = 3  # SPEC §7 op
+RECENT_S = 86400  # how far back the alarm snapshot reads (and learns the report period)
 NOT_INTERVAL = frozenset({"rain_daily"})  # elements not recorded every record interval
 Publish = Callable[[str, bytes, bool], None]          # topic, payload, retain
 QueueCommand = Callable[[int, int, Any], int]          # station, op, args -> command id
@@ -130,6 +131,9 @@ class Watch:
         self.scanned: dict[tuple[int, str], int] = {}       # latest reading time looked at
         self.touched: dict[tuple[int, str], tuple[int, int]] = {}  # arrived since the last tick
         self.active: dict[int, dict[str, int]] = {}          # station -> kind -> center_alarms id
+        self.elements: dict[int, tuple[float, set[str]]] = {}  # station -> (read at, elements)
+        self.seen: dict[int, float] = {}                      # station -> last received (UNIX s)
+        self.period: dict[int, float] = {}                    # station -> learned report period
         for a in store.center_alarms(active_only=True):
             self.active.setdefault(a.station, {})[a.kind] = a.id
         since = self.started - horizon_s
@@ -153,6 +157,12 @@ class Watch:
         """Note the readings a committed batch stored (cheap: the work is done in :meth:`tick`)."""
         for r in rows:
             key = (r.station, r.element)
+            known = self.elements.get(r.station)
+            if known is not None:
+                known[1].add(r.element)
+            received = getattr(r, "received", None)
+            if received is not None and received > self.seen.get(r.station, 0.0):
+                self.seen[r.station] = float(received)
             span = self.touched.get(key)
             self.touched[key] = (r.time, r.time) if span is None else (min(span[0], r.time),
                                                                        max(span[1], r.time))
@@ -181,7 +191,7 @@ class Watch:
 
     def _scan(self, sid: int, rules: StationRules, now: float) -> int:
         new = 0
-        for element in self.store.elements(sid):
+        for element in self._elements(sid, now):
             if element in NOT_INTERVAL:
                 continue
             key = (sid, element)
@@ -246,21 +256,43 @@ class Watch:
 
     # ------------------------------------------------------------ alarms
 
+    def _latest(self, sid: int, element: str, now: float) -> Any:
+        """The newest reading of the last day (an index range; older data raises nothing)."""
+        obs = self.store.observations(sid, element, int(now - RECENT_S), int(now + RECENT_S))
+        return obs[-1] if obs else None
+
     def snapshot(self, sid: int, rules: StationRules, now: float) -> Snapshot:
-        """What the alarm rules see of a station now."""
-        latest = self.store.latest(sid)
-        seen = self.store.last_seen(sid)
-        battery = _value(latest.get("battery_voltage"))
+        """What the alarm rules see of a station now (only index-range reads: cheap per tick)."""
+        since = int(now - RECENT_S)
+        received = self.store.received_since(sid, self._elements(sid, now), since)
+        status = self.store.status_rows(sid, since, int(now + RECENT_S))
+        stamps = sorted(set(received) | {float(r.received) for r in status})
+        if stamps:
+            self.seen[sid] = max(self.seen.get(sid, 0.0), stamps[-1])
+            period = report_period(stamps, rules.interval_s)
+            if period is not None:
+                self.period[sid] = period
+        if sid not in self.seen:  # nothing for a day: ask the store once (a full scan of the station)
+            seen = self.store.last_seen(sid)
+            self.seen[sid] = self.started if seen is None else float(seen)
+        battery = _value(self._latest(sid, "battery_voltage", now))
         if battery is None:
-            rows = self.store.status_rows(sid, int(now - 86400), int(now))
-            battery = next((r.battery_v for r in reversed(rows) if r.battery_v is not None), None)
+            battery = next((r.battery_v for r in reversed(status) if r.battery_v is not None), None)
         rain = None
-        last_rain = latest.get("rain")
+        last_rain = self._latest(sid, "rain", now)
         if last_rain is not None:
             obs = self.store.observations(sid, "rain", last_rain.time - 3 * 3600 + 1, last_rain.time)
             rain = rain_totals([o.time for o in obs], [o.value for o in obs])
-        return Snapshot(now, rules.interval_s, self.started if seen is None else seen,
-                        battery, _value(latest.get("water_level")), rain)
+        return Snapshot(now, rules.interval_s, self.seen[sid], battery,
+                        _value(self._latest(sid, "water_level", now)), rain, self.period.get(sid))
+
+    def _elements(self, sid: int, now: float) -> list[str]:
+        """The station's elements: from the store every 15 min, and as they arrive."""
+        cached = self.elements.get(sid)
+        if cached is None or now - cached[0] >= 900:
+            cached = (now, set(self.store.elements(sid)) | (cached[1] if cached else set()))
+            self.elements[sid] = cached
+        return sorted(cached[1])
 
     def _alarms(self, sid: int, rules: StationRules, now: float) -> int:
         active = self.active.setdefault(sid, {})

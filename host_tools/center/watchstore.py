@@ -205,3 +205,14 @@ class WatchStoreMixin:
                 (self.clock(), who, why, station, element, start, end),
             )
         return n
+
+    def received_since(self, station: int, elements: Iterable[str], since: int) -> list[float]:
+        """Distinct ``received`` stamps of a station's readings with time >= ``since`` (one
+        index range per element; the watch learns the station's report period from them)."""
+        out: set[float] = set()
+        for element in elements:
+            out.update(float(r[0]) for r in self.db.query(
+                "SELECT DISTINCT received FROM observations WHERE station = ? AND element = ? AND time >= ?",
+                (station, element, since),
+            ))
+        return sorted(out)

@@ -208,3 +208,22 @@ def test_qc_range_step_flat() -> None:
     assert context_s(rules, IV) == 3600 + IV and context_s({}, IV) == 2 * IV
     # no rules: no flags; values are never changed (the function only returns flags)
     assert set(qc_flags(series, {}, IV).values()) == {""}
+
+
+def test_report_period_learned_and_hourly_reports_are_not_silence() -> None:
+    from host_tools.center.alarms import report_period
+
+    hourly = [3600.0 * k + (0.2 if k % 2 else 0.0) for k in range(6)]
+    burst = sorted(hourly + [h + 0.05 for h in hourly])  # two frames per report
+    assert abs((report_period(burst, IV) or 0) - 3600.0) < 1
+    storm = sorted(hourly + [3600.0 * 5 + 300 * k for k in range(1, 4)])  # alarm reports every 5 min
+    assert abs((report_period(storm, IV) or 0) - 3600.0) < 1
+    assert report_period([0.0, 3600.0], IV) is None and report_period([], IV) is None
+    r = _rules()
+    # an hourly station: 3 record intervals of quiet between reports raise nothing ...
+    snaps = [Snapshot(now, IV, last_received=3600.0 * (now // 3600), period_s=3600.0)
+             for now in range(3600, 6 * 3600, 60)]
+    assert _run(r, snaps) == []
+    # ... 3 report periods do
+    quiet = [Snapshot(3600.0 * k, IV, last_received=3600.0, period_s=3600.0) for k in range(1, 6)]
+    assert _run(r, quiet) == [(4 * 3600.0, "silent", "raised")]
