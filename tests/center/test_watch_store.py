@@ -20,6 +20,7 @@ import pytest
 from host_tools.center import ObsRow, Store
 from host_tools.center.gaps import GapPolicy
 from host_tools.center.watch import RESEND, GatewayQueue, Watch
+from host_tools.cli import main
 from host_tools.gateway.spool import Spool
 from host_tools.jsonview import frame_to_si
 from host_tools.registry import Registry, parse_registry
@@ -145,7 +146,8 @@ def test_gap_resend_through_the_real_gateway_recovered(tmp_path: Path, store: St
     assert gw.terminate() == 0
 
 
-def test_gap_retried_then_lost_with_a_real_spool(tmp_path: Path, store: Store) -> None:
+def test_gap_retried_then_lost_with_a_real_spool(tmp_path: Path, store: Store,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
     _, reg = registry(tmp_path)
     spool_path = tmp_path / "spool.db"
     Spool(spool_path).close()  # the gateway's spool, created as the gateway does
@@ -164,6 +166,15 @@ def test_gap_retried_then_lost_with_a_real_spool(tmp_path: Path, store: Store) -
     cmds = Spool(spool_path, readonly=True).commands(SID)
     assert [k.op for k in cmds] == [RESEND] * 3 and len({json.dumps(k.args) for k in cmds}) == 1
     assert {g.state for g in store.gaps(station=SID)} == {"lost"}
+    # hydrolink center --gaps lists them (text and JSON Lines)
+    assert main(["center", "--db", store.url, "--gaps"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == "2 gaps: 2 lost" and len(out) == 4
+    assert out[1].split()[:2] == [str(SID), "rain"] and out[1].split()[4:6] == ["12", "lost"]
+    assert main(["center", "--db", store.url, "--gaps", "--json"]) == 0
+    listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(g["element"], g["missing"], g["state"], g["command_id"]) for g in listed] == [
+        ("rain", 12, "lost", 3), ("water_level", 12, "lost", 3)]
     # a restarted watch keeps the lost gaps (no new detection, no new request) ...
     again = Watch(store, None, clock, None, queue.queue_command, queue.command_result, policy=POLICY)
     clock.t += 60
