@@ -14,7 +14,7 @@ from host_tools.center.store import Store, as_rows, open_store
 from host_tools.registry import load_registry
 
 KEY = "ab" * 32
-NOW = 1_780_000_000 - 1_780_000_000 % 300  # 2026-05-28, a whole 5 minutes
+NOW = 1_780_000_000 - 1_780_000_000 % 300  # 2026-05-28T20:25Z, a whole 5 minutes
 STEP = 300
 
 # id: (name, what its data does, expected state)

@@ -1,0 +1,136 @@
+"""The pages' content over a store on SQLite and PostgreSQL (app in-process)."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+from starlette.testclient import TestClient
+
+from host_tools.center.store import as_rows, open_store
+from host_tools.dashboard.app import create_app
+from host_tools.dashboard.charts import hydrograph_svg
+from host_tools.dashboard.i18n import translator
+from host_tools.dashboard.status import RANK
+from host_tools.dashboard.timefmt import station_zone
+from tests.dashboard import fleet
+from tests.dashboard.conftest import Clock, login, token
+
+
+def rows(html: str) -> list[tuple[int, list[str]]]:
+    return [(int(s), states.split()) for s, states in
+            re.findall(r'data-station="(\d+)" data-state="([^"]+)"', html)]
+
+
+def test_overview_states_worst_first(db_url: str, tmp_path: Path) -> None:
+    app = create_app(db_url, clock=Clock(fleet.NOW + 30), overview_ttl_s=0.0)
+    with TestClient(app, base_url="http://127.0.0.1:8080") as c:
+        assert login(c, "vic") == 303
+        html = c.get("/").text
+    got = rows(html)
+    assert {s: states[0] for s, states in got} == fleet.EXPECTED
+    ranks = [RANK[states[0]] for _, states in got]
+    assert ranks == sorted(ranks)
+    assert got[0][0] == 1001 and got[-1][0] == 1002
+    row = html[html.index('data-station="1001"'):html.index('data-station="1003"')]
+    assert "70.2" in row or "70.9" in row or "70." in row  # the level, in m
+    assert "超汛限水位" in row                              # the active center alarm, labelled
+    assert "2026-05-29 04:25 CST" in row                 # last seen, local time with its zone (20:25Z)
+    m = re.search(r'<td class="num">([\d.]+)</td>\s*<td class="num">([\d.]+)</td>', row)
+    assert m and (float(m.group(1)), float(m.group(2))) == (0.0, 57.6)  # rain 1 h, 24 h: 48 x 1.2 mm
+
+
+def test_overview_refreshes_after_a_reading(sqlite_url: str) -> None:
+    clock = Clock(fleet.NOW + 30)
+    app = create_app(sqlite_url, clock=clock, overview_ttl_s=0.5)
+    with TestClient(app, base_url="http://127.0.0.1:8080") as c:
+        assert login(c, "vic") == 303
+        page = c.get("/").text
+        version = re.search(r'data-version="([0-9a-f]+)"', page).group(1)  # type: ignore[union-attr]
+        assert c.get(f"/overview/table?v={version}").status_code == 204  # nothing new
+        store = open_store(sqlite_url)
+        try:
+            store.upsert_observations(as_rows({"water_level": [(fleet.NOW + 300, 71.234, "good")]},
+                                              1002, fleet.NOW + 310))
+        finally:
+            store.close()
+        deadline = time.monotonic() + 5.0
+        while True:
+            r = c.get(f"/overview/table?v={version}")
+            if r.status_code == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert r.status_code == 200 and "71.234" in r.text
+        assert r.headers["x-overview-version"] != version
+        # 71.234 m is above the 70 m flood limit: station 1002 is now in alarm
+        assert dict(rows(r.text))[1002][0] == "alarm"
+
+
+def test_station_page_chart_is_the_stored_series(db_url: str) -> None:
+    app = create_app(db_url, clock=Clock(fleet.NOW + 30))
+    with TestClient(app, base_url="http://127.0.0.1:8080") as c:
+        assert login(c, "vic") == 303
+        html = c.get("/station/1001").text
+        week = c.get("/station/1001?span=7d").text
+    store = open_store(db_url)
+    try:
+        level = store.observations(1001, "water_level", fleet.NOW + 30 - 86400, fleet.NOW + 30)
+    finally:
+        store.close()
+    values = [o.value for o in level if o.value is not None]
+    g = re.search(r'<g class="series" data-series="water_level" ([^>]*)>', html)
+    assert g
+    attrs = dict(re.findall(r'data-([a-z-]+)="([^"]*)"', g.group(1)))
+    assert int(attrs["n"]) == len(values) == 288
+    assert float(attrs["min"]) == round(min(values), 3) and float(attrs["max"]) == round(max(values), 3)
+    assert float(attrs["last"]) == values[-1]
+    rain = re.search(r'data-series="rain" data-n="(\d+)" data-total="([\d.]+)"', html)
+    assert rain and float(rain.group(2)) == 57.6
+    assert html.count('class="stage"') == 4 and "汛限水位 70" in html
+    assert "CST, Asia/Shanghai" in html                 # the axis's zone
+    assert re.search(r"<td>水位</td><td class=\"num\">288</td><td class=\"num\">288</td>", html)
+    assert 'data-series="battery"' in html and 'data-series="clock_offset"' in html
+    assert "water level reached flood_limit" in html    # the center alarm
+    assert "7天" in week and "2016" in week              # 7 d: 2,016 expected readings
+
+
+def test_chart_line_extremes_sit_where_the_data_maps() -> None:
+    start = fleet.NOW - 86400
+    level = [(t, fleet.level_at(1001, t)) for t in range(start + 300, fleet.NOW + 1, 300)]
+    svg = hydrograph_svg(level, [], start, fleet.NOW, station_zone("Asia/Shanghai"), {"flood_limit": 70.0},
+                         300, translator("en"))
+    ys = [float(p.split(",")[1]) for line in re.findall(r'points="([^"]+)"', svg) for p in line.split()]
+    attrs = dict(re.findall(r'data-([a-z-]+)="([^"]*)"', svg))
+    assert abs(min(ys) - float(attrs["ymin-px"])) < 0.11 and abs(max(ys) - float(attrs["ymax-px"])) < 0.11
+    assert "flood-limit level 70" in svg
+    # a gap breaks the line: two polylines
+    gap = level[:100] + [(t, None) for t, _ in level[100:110]] + level[110:]
+    svg = hydrograph_svg(gap, [], start, fleet.NOW, station_zone("UTC"), {}, 300, translator("en"))
+    assert svg.count("<polyline") == 2
+
+
+def test_language_switch(client: TestClient) -> None:
+    assert login(client, "vic") == 303
+    page = client.get("/")
+    assert "<h1>总览" in page.text and ">Overview<" not in page.text
+    client.post("/lang", data={"csrf_token": token(page.text), "lang": "en", "next": "/alarms"})
+    page = client.get("/alarms")
+    assert "<h1>Alarms</h1>" in page.text and "above flood-limit level" in page.text
+    assert "告警" not in page.text.split("<main>")[1] and 'lang="en"' in page.text
+
+
+def test_station_page_lists_commands_and_results(client: TestClient, spool_path: str) -> None:
+    from host_tools.gateway.spool import Spool
+
+    spool = Spool(spool_path)
+    try:
+        cid = spool.queue_command(1001, 4, None)
+        spool.db.execute("UPDATE commands SET result = 0, detail = ?, done = ? WHERE id = ?",
+                         ('{"sent": true}', fleet.NOW, cid))
+    finally:
+        spool.close()
+    assert login(client, "vic") == 303
+    html = client.get("/station/1001").text
+    table = html[html.index('id="commands"'):]
+    assert "test_report" in table and ">ok<" in table and "sent" in table
