@@ -178,6 +178,7 @@ def _export(a: argparse.Namespace) -> int:
         store.close()
     buf = io.StringIO()
     if a.format == "csv":
+        buf.write("\ufeff")  # a byte order mark: spreadsheets then read the UTF-8 names right
         write_csv(buf, series, tz, revs)
     elif a.format == "json":
         buf.write(json.dumps(to_json(series, start, end, revs), ensure_ascii=False, indent=1) + "\n")
@@ -189,8 +190,7 @@ def _export(a: argparse.Namespace) -> int:
     text = buf.getvalue()
     if a.output:
         try:
-            with open(a.output, "w", encoding="utf-8-sig" if a.format == "csv" else "utf-8",
-                      newline="") as f:
+            with open(a.output, "w", encoding="utf-8", newline="") as f:
                 f.write(text)
         except OSError as e:
             raise ViewError(f"cannot write {a.output}: {e.strerror or e}") from None

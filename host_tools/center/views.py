@@ -2,7 +2,7 @@
 
 Times on the command line are ISO 8601; a time without a zone is the station's local
 time (what a dispatcher means by "from 08:00"), a bare date its local midnight, and
-``--to DATE`` the end of that day. Element names are those of protocol/elements.csv,
+``--to DATE`` the last second of that day. Element names are those of protocol/elements.csv,
 with the short aliases ``level`` and ``battery``.
 """
 
@@ -60,14 +60,14 @@ def parse_time(text: str, tz: zoneinfo.ZoneInfo, *, end: bool = False) -> int:
     Args:
         text: ``2026-07-14``, ``2026-07-14T08:00``, ``2026-07-14T00:00Z``, ``...+08:00``.
         tz: the zone of naive times (the station's).
-        end: a bare date means the end of that day (for ``--to``).
+        end: a bare date means the last second of that day (for ``--to``).
     """
     s = text.strip()
     try:
         if len(s) == 10:
             d = dt.date.fromisoformat(s)
-            if end:
-                d += dt.timedelta(days=1)
+            if end:  # the day's last second: --from D --to D is the day's readings, 00:00 to 23:55
+                return int(dt.datetime.combine(d + dt.timedelta(days=1), dt.time(0), tz).timestamp()) - 1
             return int(dt.datetime.combine(d, dt.time(0), tz).timestamp())
         t = dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
     except ValueError:
