@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,11 +77,14 @@ def firmware_version(src: Path = FIRMWARE) -> str:
 
 
 def git_revision(src: Path = FIRMWARE) -> str:
-    """The commit of the firmware tree, ``+dirty`` when ``firmware/`` has uncommitted changes."""
+    """The last commit that changed ``firmware/``, ``+dirty`` when it has uncommitted changes.
+
+    Not HEAD: a commit elsewhere in the repository does not change the firmware.
+    """
     def git(*args: str) -> str:
         p = subprocess.run(["git", *args], cwd=src, capture_output=True, text=True, check=False)
         return p.stdout.strip() if p.returncode == 0 else ""
-    rev = git("rev-parse", "HEAD") or "unknown"
+    rev = git("log", "-1", "--format=%H", "--", ".") or "unknown"
     return rev + ("+dirty" if git("status", "--porcelain", "--", ".") else "")
 
 
@@ -150,17 +154,21 @@ def cmd_build(argv: list[str]) -> int:
                                  description="Compile the firmware for a board into build/<board>/.")
     ap.add_argument("--board", choices=sorted(ARCH), default="esp32", help="target board (default esp32)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default build/)")
+    ap.add_argument("--src", type=Path, default=FIRMWARE, help="firmware source tree (default firmware/)")
     a = ap.parse_args(argv)
+    if not (a.src / "main.py").is_file():
+        return fail(f"{a.src}: no main.py there; give the firmware folder", 2)
     try:
-        dest, man = build(a.board, a.out)
+        dest, man = build(a.board, a.out, a.src.resolve())
     except (BuildFailed, FileNotFoundError) as e:
-        raise _cli_error(str(e)) from None
+        return fail(str(e))
     total = sum(man.sizes.values())
     print(f"built firmware {man.version} ({man.revision[:12]}) for {a.board}: "
           f"{len(man.files)} files, {total:,} bytes in {dest}")
     return 0
 
 
-def _cli_error(msg: str) -> Exception:
-    from host_tools.cli import CliError
-    return CliError(msg)
+def fail(msg: str, status: int = 1) -> int:
+    """Print ``hydrolink: msg`` on stderr (one line, no traceback); returns the exit status."""
+    print(f"hydrolink: {msg}", file=sys.stderr)
+    return status

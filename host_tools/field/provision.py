@@ -31,6 +31,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from host_tools.field.build import fail
 from host_tools.registry import RegistryError, parse_registry
 from sim.mpy import FIRMWARE
 
@@ -314,9 +315,7 @@ def cmd_provision(argv: list[str]) -> int:
     try:
         provision(a)
     except ProvisionError as e:
-        from host_tools.cli import CliError
-        raise CliError(str(e)) from None
+        return fail(str(e))
     except OSError as e:
-        from host_tools.cli import CliError
-        raise CliError(f"cannot write: {e.strerror or e} ({e.filename})") from None
+        return fail(f"cannot write: {e.strerror or e} ({e.filename})")
     return 0
