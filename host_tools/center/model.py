@@ -143,6 +143,7 @@ class Gap(NamedTuple):
     state: str
     command_id: int | None
     updated: float
+    attempts: int = 0  # resend requests made so far
 
 
 class CenterAlarm(NamedTuple):

@@ -114,10 +114,15 @@ _V3 = [  # owner: dashboard (host_tools/dashboard/users.py)
     "CREATE TABLE dashboard_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 ]
 
+_V4 = [  # owner: center-watch (host_tools/center/watch.py): requests made per gap survive a restart
+    "ALTER TABLE gaps ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
+]
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "the center's first tables", _V1),
     Migration(2, "receiver workers' counters (hydrolink center --status)", _V2),
     Migration(3, "dashboard users (argon2 hashes) and the dashboard's signing secret", _V3),
+    Migration(4, "gaps: how many resend requests were made", _V4),
 ]
 """Append only. ``statements`` use the dialect placeholders of :data:`DIALECT_WORDS`."""
 

@@ -140,7 +140,7 @@ class Watch:
         for g in store.gaps(states=("detected", "requested", "lost")):
             if g.state != LOST or g.end >= since:
                 self.tracker.load([Gap(g.station, g.element, g.start, g.end, g.state, g.command_id,
-                                       g.updated, 1 if g.state == REQUESTED else 0, g.updated)])
+                                       g.updated, g.attempts, g.updated)])
 
     def _load_rules(self) -> None:
         """Station rules from the registry, else from the store's stations (synced from the
@@ -252,7 +252,8 @@ class Watch:
                     self._save(nxt)
 
     def _save(self, g: Gap) -> None:
-        self.store.set_gap(GapRow(g.station, g.element, g.start, g.end, g.state, g.command_id, g.updated))
+        self.store.set_gap(GapRow(g.station, g.element, g.start, g.end, g.state, g.command_id, g.updated,
+                                  g.attempts))
 
     # ------------------------------------------------------------ alarms
 

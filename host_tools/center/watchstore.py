@@ -152,10 +152,10 @@ class WatchStoreMixin:
             raise ValueError(f"gap state {gap.state!r} must be one of {', '.join(GAP_STATES)}")
         with self.db.transaction():
             self.db.execute(
-                'INSERT INTO gaps (station, element, start, "end", state, command_id, updated)'
-                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (station, element, start) DO UPDATE SET"
+                'INSERT INTO gaps (station, element, start, "end", state, command_id, updated, attempts)'
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (station, element, start) DO UPDATE SET"
                 ' "end" = excluded."end", state = excluded.state, command_id = excluded.command_id,'
-                " updated = excluded.updated",
+                " updated = excluded.updated, attempts = excluded.attempts",
                 tuple(gap),
             )
 
@@ -178,8 +178,8 @@ class WatchStoreMixin:
             wanted = list(states)
             where.append(f"state IN ({', '.join('?' * len(wanted))})")
             params += wanted
-        return [Gap(int(r[0]), r[1], int(r[2]), int(r[3]), r[4], r[5], r[6]) for r in self.db.query(
-            'SELECT station, element, start, "end", state, command_id, updated FROM gaps'
+        return [Gap(int(r[0]), r[1], int(r[2]), int(r[3]), r[4], r[5], r[6], int(r[7])) for r in self.db.query(
+            'SELECT station, element, start, "end", state, command_id, updated, attempts FROM gaps'
             f" WHERE {' AND '.join(where)} ORDER BY station, element, start",
             params,
         )]

@@ -68,7 +68,8 @@ def gaps_table(rows: Sequence[Gap], interval: dict[int, int]) -> list[dict[str, 
 
     return [{"station": g.station, "element": g.element, "from": iso(g.start)[:-5] + "Z",
              "to": iso(g.end)[:-5] + "Z", "missing": (g.end - g.start) // interval.get(g.station, 300) + 1,
-             "state": g.state, "command_id": g.command_id, "updated": iso(g.updated)} for g in rows]
+             "state": g.state, "command_id": g.command_id, "attempts": g.attempts, "updated": iso(g.updated)}
+            for g in rows]
 
 
 def print_gaps(db_url: str, station: int | None = None, as_json: bool = False,

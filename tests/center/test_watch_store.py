@@ -160,9 +160,12 @@ def test_gap_retried_then_lost_with_a_real_spool(tmp_path: Path, store: Store,
     watch = Watch(store, None, clock, None, queue.queue_command, queue.command_result, policy=POLICY)
     store_frames(store, watch, [st.sent[1], st.sent[3]], clock.t)
     watch.tick()
-    for _ in range(4):
+    for k in range(4):
         clock.t += 1800
         watch.tick()
+        if k == 1:  # the center restarts after two requests: it goes on counting from two
+            assert {g.attempts for g in store.gaps(station=SID)} == {2}
+            watch = Watch(store, None, clock, None, queue.queue_command, queue.command_result, policy=POLICY)
     cmds = Spool(spool_path, readonly=True).commands(SID)
     assert [k.op for k in cmds] == [RESEND] * 3 and len({json.dumps(k.args) for k in cmds}) == 1
     assert {g.state for g in store.gaps(station=SID)} == {"lost"}
@@ -173,8 +176,8 @@ def test_gap_retried_then_lost_with_a_real_spool(tmp_path: Path, store: Store,
     assert out[1].split()[:2] == [str(SID), "rain"] and out[1].split()[4:6] == ["12", "lost"]
     assert main(["center", "--db", store.url, "--gaps", "--json"]) == 0
     listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [(g["element"], g["missing"], g["state"], g["command_id"]) for g in listed] == [
-        ("rain", 12, "lost", 3), ("water_level", 12, "lost", 3)]
+    assert [(g["element"], g["missing"], g["state"], g["command_id"], g["attempts"]) for g in listed] == [
+        ("rain", 12, "lost", 3, 3), ("water_level", 12, "lost", 3, 3)]
     # a restarted watch keeps the lost gaps (no new detection, no new request) ...
     again = Watch(store, None, clock, None, queue.queue_command, queue.command_result, policy=POLICY)
     clock.t += 60
