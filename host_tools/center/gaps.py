@@ -178,6 +178,13 @@ class GapTracker:
             self.gaps[g.key] = g
         return g
 
+    def forget(self, before: float) -> int:
+        """Stop tracking lost gaps that ended before ``before`` (they stay in the store)."""
+        old = [k for k, g in self.gaps.items() if g.state == LOST and g.end < before]
+        for k in old:
+            del self.gaps[k]
+        return len(old)
+
     def touching(self, station: int, element: str, start: int, end: int) -> list[Gap]:
         """Tracked gaps (open or lost) overlapping a range where readings just arrived."""
         return [g for g in self.gaps.values() if g.station == station and g.element == element

@@ -183,6 +183,7 @@ class Watch:
                 counts["flagged"] += self._qc(sid, element, span, known)
                 self._recheck_lost(sid, element, span, known, now)
         changed, requests = self._gaps(now)
+        self.tracker.forget(now - self.horizon_s)
         counts["gaps_changed"] += changed
         counts["requests"] += requests
         return counts

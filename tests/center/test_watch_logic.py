@@ -82,6 +82,8 @@ def test_gap_retried_then_lost_after_the_limit() -> None:
     assert sent == [1, 2, 3]
     # a lost gap is still tracked: readings imported later recover it
     assert t.touching(7, "rain", 300, 300) == [lost]
+    assert t.forget(before=300) == 0 and t.forget(before=301) == 1 and not t.gaps
+    t.load([lost])
     rec = t.step(lost, now + 10, 1, IV, None)
     assert rec is not None and rec.state == RECOVERED
 
