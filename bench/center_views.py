@@ -64,9 +64,9 @@ def year_rows(seed: int = 7) -> list[ObsRow]:
         t = YEAR0 + k * IV
         if storm == 0 and rnd.random() < 1 / 900:
             storm = rnd.randint(24, 200)
-        rain = round(rnd.uniform(0.0, 3.0), 1) if storm else 0.0
+        rain = round(rnd.uniform(0.0, 1.0), 1) if storm else 0.0
         storm = max(0, storm - 1)
-        level += rain * 0.004 - (level - 68.0) * 0.0015 + 0.0002 * math.sin(k / 288 * 2 * math.pi)
+        level += rain * 0.012 - (level - 68.0) * 0.0015 + 0.0002 * math.sin(k / 288 * 2 * math.pi)
         if rnd.random() < 0.005:
             continue
         rows.append(ObsRow(STATION, "rain", t, rain, "good", t + 10))

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from host_tools.center.rain import rain_day_bounds, rain_day_of
 from host_tools.center.series import Gap, Row, grid
 from host_tools.center.views import (
     ViewError,
@@ -64,10 +65,13 @@ class Panel:
     raised: list[float] = field(default_factory=list)
     cleared: list[float] = field(default_factory=list)
     gaps: list[Gap] = field(default_factory=list)
+    anchor: int = 0
+    """A rain-day start (UNIX s): rain bins of an hour or more align to it (local hours, rain days)."""
 
 
-def rain_bins(rain: Sequence[Row], interval: int, start: int, end: int) -> tuple[int, list[tuple[int, float]]]:
-    """Rain summed into at most :data:`MAX_BARS` bins of a round length.
+def rain_bins(rain: Sequence[Row], interval: int, start: int, end: int,
+              anchor: int = 0) -> tuple[int, list[tuple[int, float]]]:
+    """Rain summed into at most :data:`MAX_BARS` bins of a round length, aligned on ``anchor``.
 
     Returns:
         (bin length in seconds, [(bin start, mm)]) for bins with rain.
@@ -78,7 +82,8 @@ def rain_bins(rain: Sequence[Row], interval: int, start: int, end: int) -> tuple
     for r in rain:
         v = r[1]
         if v:
-            b = (int(r[0]) - 1) // width * width  # a value ending at t fell in (t - interval, t]
+            # a value ending at t fell in (t - interval, t]
+            b = anchor + (int(r[0]) - 1 - anchor) // width * width
             sums[b] = sums.get(b, 0.0) + v
     return width, sorted(sums.items())
 
@@ -158,7 +163,7 @@ def _offset(t: int, tz: zoneinfo.ZoneInfo) -> str:
 
 
 def _draw(p: Panel, ax_r: Any, ax_l: Any, start: int, end: int) -> None:
-    width, bins = rain_bins(p.rain, p.interval_s, start, end)
+    width, bins = rain_bins(p.rain, p.interval_s, start, end, p.anchor)
     if bins:
         ax_r.bar([b / 86400 for b, _ in bins], [v for _, v in bins], width=width / 86400, align="edge",
                  color=RAIN_COLOR, linewidth=0)
@@ -186,12 +191,7 @@ def _draw(p: Panel, ax_r: Any, ax_l: Any, start: int, end: int) -> None:
     yhi = max([hi, *shown.values()]) + 0.08 * span
     ax_l.set_ylim(ylo, yhi)
     if p.gaps:
-        least = (end - start) / 400  # a one-reading gap stays visible on a long plot
-        spans = [((g.start - p.interval_s) / 86400, max(g.end - g.start + p.interval_s, least) / 86400)
-                 for g in p.gaps]
-        ax_l.broken_barh(spans, (ylo, yhi - ylo), facecolors=GAP_COLOR, alpha=0.6, zorder=0)
-        ax_r.broken_barh(spans, (0, max(1.0, top * 1.15)), facecolors=GAP_COLOR, alpha=0.6, zorder=0)
-        ax_l.plot([], [], color=GAP_COLOR, linewidth=8, label="no data")
+        _gaps(p, ax_r, ax_l, start, end, (ylo, yhi), max(1.0, top * 1.15))
     if p.raised:
         ax_l.plot([t / 86400 for t in p.raised], [yhi - 0.04 * (yhi - ylo)] * len(p.raised), "v",
                   color="#d00000", markersize=12, label="alarm raised", linestyle="none")
@@ -230,6 +230,26 @@ def gap_runs(rows: Sequence[Row], start: int, end: int, interval: int) -> list[G
     return [Gap(int(slots[a]), int(slots[b - 1]), int(b - a)) for a, b in zip(starts, stops, strict=True)]
 
 
+def _gaps(p: Panel, ax_r: Any, ax_l: Any, start: int, end: int, ys: tuple[float, float],
+          rain_top: float) -> None:
+    """Long gaps shaded over both axes; short ones (under 1/200 of the plot) as marks along
+    the bottom, at least a pixel wide, so scattered single readings do not grey a year."""
+    short = (end - start) / 200
+    least = (end - start) / 1200
+    spans = [((g.start - p.interval_s) / 86400, (g.end - g.start + p.interval_s) / 86400) for g in p.gaps]
+    long = [s for s in spans if s[1] * 86400 >= short]
+    marks = [(a, max(w, least / 86400)) for a, w in spans if w * 86400 < short]
+    ylo, yhi = ys
+    if long:
+        ax_l.broken_barh(long, (ylo, yhi - ylo), facecolors=GAP_COLOR, alpha=0.6, zorder=0)
+        ax_r.broken_barh(long, (0, rain_top), facecolors=GAP_COLOR, alpha=0.6, zorder=0)
+        ax_l.plot([], [], color=GAP_COLOR, linewidth=8, label="no data")
+    if marks:
+        ax_l.broken_barh(marks, (ylo, 0.05 * (yhi - ylo)), facecolors="#606060", zorder=3)
+        n = sum(round(w * 86400 / p.interval_s) for _, w in spans if w * 86400 < short)
+        ax_l.plot([], [], color="#606060", linewidth=8, label=f"short gaps\n({n} readings)")
+
+
 def load_panel(store: Any, station: int, start: int, end: int) -> Panel:
     """One station's panel data from the store."""
     meta = station_meta(store, station)
@@ -246,7 +266,9 @@ def load_panel(store: Any, station: int, start: int, end: int) -> Panel:
             cleared.append(a.cleared)
     for sa in store.alarms_received(station, start, end):
         (cleared if sa.state in ("cleared", "normal", "inactive") else raised).append(float(sa.time))
-    return Panel(station, meta.name, iv, level, rain, dict(meta.stages), raised, cleared, g)
+    tz, hour = meta.timezone or "UTC", meta.rain_day_start_hour
+    anchor = rain_day_bounds(rain_day_of(start, tz, hour), tz, hour)[0]
+    return Panel(station, meta.name, iv, level, rain, dict(meta.stages), raised, cleared, g, anchor)
 
 
 def save(fig: Any, out: str) -> None:

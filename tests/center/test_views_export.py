@@ -177,12 +177,12 @@ def test_intv_notation() -> None:
 def test_bad_input_is_one_line(filled: tuple[str, Store], capsys: pytest.CaptureFixture[str]) -> None:
     url, _ = filled
     code, _, err = run(capsys, "export", "--db", url, "--station", "9", "--from", "2026-07-14", "--to", "2026-07-14")
-    assert code == 1 and err.startswith("hydrolink: station 9 is not in the store") and err.count("\n") == 1
+    assert code == 2 and err.startswith("hydrolink: station 9 is not in the store") and err.count("\n") == 1
     code, _, err = run(capsys, "export", "--db", url, "--station", "1001", "--from", "July", "--to", "2026-07-14")
-    assert code == 1 and "ISO 8601" in err and err.count("\n") == 1
+    assert code == 2 and "ISO 8601" in err and err.count("\n") == 1
     code, _, err = run(capsys, "export", "--db", url, "--station", "1001", "--from", "2026-07-14",
                        "--to", "2026-07-14", "--element", "snow")
-    assert code == 1 and "unknown element 'snow'" in err
+    assert code == 2 and "unknown element 'snow'" in err
     code, _, err = run(capsys, "export", "--db", url, "--station", "1001", "--from", "2026-07-14",
                        "--to", "2026-07-14", "--format", "sl323")
-    assert code == 1 and "--to-db" in err
+    assert code == 2 and "--to-db" in err

@@ -106,10 +106,10 @@ def test_plot_cli_writes_a_png(filled: tuple[str, Store], tmp_path: Path,
     code = main(["plot", "--db", url, "--station", "1001", "--from", "2026-07-14", "--to", "2026-07-13",
                  "--out", str(out)])
     err = capsys.readouterr().err
-    assert code == 1 and err.startswith("hydrolink: --to 2026-07-13 is not after") and err.count("\n") == 1
+    assert code == 2 and err.startswith("hydrolink: --to 2026-07-13 is not after") and err.count("\n") == 1
     code = main(["plot", "--db", url, "--station", "1001", "--from", "2026-07-14", "--to", "2026-07-14",
                  "--out", str(out), "--tz", "Mars/Olympus"])
-    assert code == 1 and "unknown time zone" in capsys.readouterr().err
+    assert code == 2 and "unknown time zone" in capsys.readouterr().err
 
 
 def test_names_keep_what_the_fonts_can_draw() -> None:
@@ -125,3 +125,15 @@ def test_gap_runs_agree_with_series_gaps() -> None:
     rows = [(t, None if rnd.random() < 0.2 else 1.0, "good") for t in range(0, 30000, 300) if rnd.random() < 0.8]
     assert gap_runs(rows, 0, 30000, 300) == gaps(rows, 0, 30000, 300)
     assert gap_runs([], 0, 900, 300) == gaps([], 0, 900, 300)
+
+
+def test_rain_bins_align_on_the_rain_day() -> None:
+    from host_tools.center.plot import rain_bins
+
+    anchor = vd.D0  # 08:00 local
+    rows = [(vd.D0 + k * 300, 1.0, "good") for k in range(1, 288 * 3 + 1)]  # three rain days
+    width, bins = rain_bins(rows, 300, vd.D0, vd.D0 + 4 * 86400 + 43200, anchor)
+    assert width == 1800 and bins[0] == (vd.D0, 6.0)  # 08:05 .. 08:30: the first half hour's 6 readings
+    width, bins = rain_bins(rows, 300, vd.D0 - 200 * 86400, vd.D0 + 3 * 86400, anchor)
+    assert width == 86400 and [b for b, _ in bins] == [vd.D0, vd.D0 + 86400, vd.D0 + 2 * 86400]
+    assert bins[0][1] == 288.0

@@ -73,5 +73,5 @@ def test_report_layouts(store: Store, tmp_path: Path, capsys: pytest.CaptureFixt
     obj = json.loads(capsys.readouterr().out)
     assert [s["station"] for s in obj["stations"]] == [1002]
     assert obj["stations"][0]["elements"]["rain"] == {"expected": 144, "received": 144}
-    assert main(["report", "--db", store_url, "--day", "yesterday"]) == 1
+    assert main(["report", "--db", store_url, "--day", "yesterday"]) == 2
     assert capsys.readouterr().err.startswith("hydrolink: --day 'yesterday'")
