@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import random
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from host_tools.center.alarms import AlarmConfig, AlarmRules, Snapshot, rain_totals
 from host_tools.center.gaps import (
     DETECTED,
@@ -229,3 +232,36 @@ def test_report_period_learned_and_hourly_reports_are_not_silence() -> None:
     # ... 3 report periods do
     quiet = [Snapshot(3600.0 * k, IV, last_received=3600.0, period_s=3600.0) for k in range(1, 6)]
     assert _run(r, quiet) == [(4 * 3600.0, "silent", "raised")]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(min_value=66.0, max_value=72.0), min_size=1, max_size=60))
+def test_stage_alarms_alternate_and_need_the_band_to_clear(levels: list[float]) -> None:
+    r = _rules()
+    log = _run(r, [Snapshot(i, IV, None, level_m=v) for i, v in enumerate(levels)])
+    for kind, stage in (("stage_warning", 68.0), ("stage_flood_limit", 70.0)):
+        states = [(t, s) for t, k, s in log if k == kind]
+        assert [s for _, s in states] == ["raised", "cleared"] * (len(states) // 2) + ["raised"] * (len(states) % 2)
+        for t, s in states:
+            v = levels[int(t)]
+            assert (v >= stage) if s == "raised" else (v < stage - 0.05)
+        # and nothing is missed: while active the level stayed within the band, while not it
+        # stayed below the stage
+        changes = {int(t): s == "raised" for t, s in states}
+        active = False
+        for i, v in enumerate(levels):
+            active = changes.get(i, active)
+            assert v >= stage - 0.05 if active else v < stage
+
+
+def test_watch_task_survives_a_broken_store() -> None:
+    from host_tools.center.watchtask import WatchTask
+
+    class Broken:
+        def __getattr__(self, name: str) -> object:
+            raise ConnectionError("database went away")
+
+    task = WatchTask(lambda: 1000.0, None, every=0)
+    task.poll(Broken())
+    task.poll(Broken())
+    assert task.errors == 2 and task.watch is None
