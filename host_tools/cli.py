@@ -1,7 +1,8 @@
 """The ``hydrolink`` command: one table of subcommands, each with its own argument parser.
 
-Errors end as one line on stderr, ``hydrolink: <what was wrong and what to do>``, and
-exit status 1 (2 for usage errors); bad input never produces a traceback.
+Errors end as one line on stderr, ``hydrolink: <what was wrong and what to do>``; bad
+input never produces a traceback. One exit-status rule for every command: 0 ok, 1 data
+rejected (frames, lines, values refused), 2 bad usage or a bad file.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ CHUNK = 65536
 
 
 class CliError(Exception):
-    """A problem the user can fix; printed as ``hydrolink: <message>``, exit status 1."""
+    """A problem the user can fix (usage, a file); ``hydrolink: <message>``, exit status 2."""
 
 
 # ---------------------------------------------------------------- helpers
@@ -142,10 +143,19 @@ class _Decoder:
         return f"{text} ({detail})" if detail else text
 
 
-def _decode_stream(f: IO[bytes], dec: _Decoder) -> None:
+def _not_json(data: bytes, name: str) -> None:
+    """decode reads frames: JSON (what decode prints, what encode reads) is refused whole."""
+    if data.lstrip()[:1] in (b"{", b"["):
+        raise CliError(f"{name} looks like JSON Lines; decode reads frames (a binary capture, "
+                       "or --hex); to turn JSON into frames use 'hydrolink encode'")
+
+
+def _decode_stream(f: IO[bytes], dec: _Decoder, name: str = "<stdin>") -> None:
     deframer = Deframer()
     pos = 0  # stream offset of the chunk's first byte
     for chunk in _chunks(f):
+        if pos == 0:
+            _not_json(chunk, name)
         start = 0
         while start < len(chunk):
             end = chunk.find(b"\x00", start)
@@ -161,11 +171,15 @@ def _decode_stream(f: IO[bytes], dec: _Decoder) -> None:
                              "without the 0x00 delimiter"), f"at byte {pos}")
 
 
-def _decode_hex(f: IO[bytes], dec: _Decoder) -> None:
+def _decode_hex(f: IO[bytes], dec: _Decoder, name: str = "<stdin>") -> None:
+    first = True
     for n, line in _lines(f):
         text = line.strip()
         if not text or text.startswith(b"#"):
             continue
+        if first:
+            _not_json(text, name)
+            first = False
         where = f"line {n}"
         try:
             data = bytes.fromhex(text.decode("ascii"))
@@ -209,7 +223,7 @@ def cmd_decode(argv: list[str]) -> int:
     dec = _Decoder(registry, sys.stdout, raw=a.raw, with_frame=a.with_frame)
     with ExitStack() as stack:
         f = _open_input(a.file, stack)
-        (_decode_hex if a.hex else _decode_stream)(f, dec)
+        (_decode_hex if a.hex else _decode_stream)(f, dec, "<stdin>" if a.file == "-" else a.file)
     sys.stdout.flush()
     print(dec.summary(), file=sys.stderr)
     return 1 if dec.rejected else 0
@@ -289,10 +303,14 @@ def _encode_line(line: bytes, registry: Registry, raw: bool) -> bytes | None:
         raise ValueError(f"not JSON: {e.msg} (column {e.colno})") from None
     if not isinstance(obj, dict):
         raise ValueError("must be a JSON object, one frame per line")
+    if raw and "body" not in obj and "type" in obj:
+        raise ValueError("this line is the SI form that 'hydrolink decode' prints (no \"body\");"
+                         " encode it without --raw")
     try:
         frame = message_to_frame(obj) if raw else si_to_frame(obj)
-    except (TypeError, AttributeError, OverflowError) as e:  # message_to_frame on odd shapes
-        raise ValueError(f"bad message: {e}") from None
+    except (TypeError, AttributeError, OverflowError, KeyError) as e:  # odd shapes
+        raise ValueError(f"bad message: {e!r}" if isinstance(e, KeyError) else
+                         f"bad message: {e}") from None
     key = registry.keys.get(frame.station)
     if key is None:
         raise ValueError(f"station {frame.station} has no key in {registry.path}; "
@@ -458,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
         return command(args[1:])
     except CliError as e:
         print(f"hydrolink: {e}", file=sys.stderr)
-        return 1
+        return 2
     except SystemExit as e:  # argparse: --help (0) and usage errors (2)
         return e.code if isinstance(e.code, int) else 2
     except KeyboardInterrupt:

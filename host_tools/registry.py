@@ -113,7 +113,27 @@ def load_registry(path: str | Path) -> Registry:
         raise RegistryError(f"{path}: cannot read: {e.strerror or e}") from None
     except UnicodeDecodeError as e:
         raise RegistryError(f"{path}: not UTF-8 text (byte {e.start}); save it as UTF-8") from None
-    return parse_registry(text, path)
+    registry = parse_registry(text, path)
+    _warn_if_readable(path)
+    return registry
+
+
+_WARNED: set[Path] = set()
+
+
+def _warn_if_readable(path: Path) -> None:
+    """The keys are secrets: say so (once per file and process) if others can read them."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if mode & 0o004 and path not in _WARNED:
+        _WARNED.add(path)
+        import sys
+
+        print(f"hydrolink: warning: {path} is readable by other users (mode "
+              f"{mode & 0o777:04o}) and holds the station keys; chmod 600 {path}",
+              file=sys.stderr)
 
 
 def parse_registry(text: str, path: str | Path = "<registry>") -> Registry:
@@ -170,8 +190,11 @@ def _station(table: Any, index: int, path: Path) -> Station:
         )
 
     name = table.get("name")
-    if not isinstance(name, str) or not name.strip():
+    if name is None or isinstance(name, str) and not name.strip():
         raise RegistryError(f'{where}: needs a name, e.g. name = "Gaoqiao upstream"')
+    if not isinstance(name, str):
+        raise RegistryError(f'{where}: name = {name!r} must be text in quotes, e.g. name = '
+                            '"Gaoqiao upstream"')
 
     sensors = _sensors(table.get("sensors", []), where)
     stages = _levels(table.get("stages"), "stages", STAGE_FIELDS, where, -500, 9000)
@@ -249,16 +272,13 @@ def _key(value: Any, where: str) -> bytes:
     if not isinstance(value, str):
         raise RegistryError(f"{where}: key must be a string of {hint}")
     text = value.strip()
-    try:
-        key = bytes.fromhex(text)
-    except ValueError:
-        bad = next((c for c in text if c not in "0123456789abcdefABCDEF"), "?")
-        raise RegistryError(
-            f"{where}: key is not hex (character {bad!r}); it must be {hint}"
-        ) from None
-    if len(key) != KEY_BYTES or len(text) != 2 * KEY_BYTES:
-        raise RegistryError(f"{where}: key has {len(text)} characters; it must be {hint}")
-    return key
+    bad = next((c for c in text if c not in "0123456789abcdefABCDEF"), None)
+    if bad is not None:
+        raise RegistryError(f"{where}: key is not hex (character {bad!r}); it must be {hint}")
+    if len(text) != 2 * KEY_BYTES:
+        raise RegistryError(f"{where}: key has {len(text)} hex digits, {2 * KEY_BYTES} needed"
+                            f" ({KEY_BYTES} bytes)")
+    return bytes.fromhex(text)
 
 
 def _location(value: Any, where: str) -> Location | None:

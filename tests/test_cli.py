@@ -53,6 +53,7 @@ def keys(tmp_path: Path) -> Path:
         "location = { lat = 29.871, lon = 119.642, elevation_m = 72.5 }\n"
     )
     path.write_text("\n".join(parts))
+    path.chmod(0o600)  # keys: readable by the owner only, as the README says
     return path
 
 
@@ -255,7 +256,7 @@ def test_decode_needs_keys_or_no_auth() -> None:
 
 def test_decode_missing_capture_file(keys: Path, tmp_path: Path) -> None:
     r = hydrolink("decode", "--keys", keys, tmp_path / "nope.bin")
-    assert r.returncode == 1
+    assert r.returncode == 2  # a bad file
     assert err_lines(r) == [f"hydrolink: cannot read {tmp_path / 'nope.bin'}: "
                             "No such file or directory"]
 
@@ -348,7 +349,13 @@ REGISTRY_ERRORS = [
     ("bad_hex", f'[[station]]\nid = 5\nname = "a"\nkey = "{"zz" * 32}"\n',
      "station 5: key is not hex (character 'z'); it must be 64 hex digits (32 bytes)"),
     ("short_key", f'[[station]]\nid = 5\nname = "a"\nkey = "{KEY[:-2]}"\n',
-     "station 5: key has 62 characters; it must be 64 hex digits (32 bytes)"),
+     "station 5: key has 62 hex digits, 64 needed (32 bytes)"),
+    ("odd_key", f'[[station]]\nid = 5\nname = "a"\nkey = "{KEY[:-1]}"\n',
+     "station 5: key has 63 hex digits, 64 needed (32 bytes)"),
+    ("name_number", f'[[station]]\nid = 5\nname = 5\nkey = "{KEY}"\n',
+     "station 5: name = 5 must be text in quotes"),
+    ("id_too_big", f'[[station]]\nid = 1073741824\nname = "a"\nkey = "{KEY}"\n',
+     "station table #1: id 1073741824 must be an integer 1 .. 1073741823"),
     ("duplicate", f'[[station]]\nid = 5\nname = "a"\nkey = "{KEY}"\n'
                   f'[[station]]\nid = 5\nname = "b"\nkey = "{KEY}"\n',
      "station 5: duplicate id (station tables #1 and #2); each id must appear once"),
@@ -391,7 +398,7 @@ def test_registry_errors_through_the_cli(case: str, tmp_path: Path) -> None:
         path.write_text(next(t for name, t, _ in REGISTRY_ERRORS if name == case))
     for command in ("decode", "encode"):
         r = hydrolink(command, "--keys", path, stdin=ALL_WIRE if command == "decode" else b"")
-        assert r.returncode == 1
+        assert r.returncode == 2  # a bad file
         [line] = err_lines(r)
         assert line.startswith(f"hydrolink: {path}: ")
         if case == "missing":

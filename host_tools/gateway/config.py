@@ -7,6 +7,7 @@ one line naming the flag or file key and what is wrong.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import socket
 import ssl
 import tomllib
@@ -75,6 +76,7 @@ class Config:
     xonxoff: bool = False
     log_level: str = "info"
     log_format: str = "text"
+    summary_interval: float = 300.0
 
     # ------------------------------------------------------------ derived
 
@@ -107,13 +109,16 @@ class Config:
                 raise ConfigError(f"{f}: no such file (TLS certificate or key)")
         if target and target.tls:
             tls_context(self.mqtt_ca, self.mqtt_cert, self.mqtt_key)
-        self.serial_specs()
+        for spec in self.serial_specs():
+            check_serial(spec)
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"log level {self.log_level!r}: use debug, info, warning or error")
         if self.log_format not in ("text", "json"):
             raise ConfigError(f"log format {self.log_format!r}: use text or json")
-        if self.idle_timeout <= 0 or self.max_connections < 1 or self.retain_days <= 0:
-            raise ConfigError("idle timeout, max connections and retain days must be positive")
+        if (self.idle_timeout <= 0 or self.max_connections < 1 or self.retain_days <= 0
+                or self.summary_interval <= 0):
+            raise ConfigError("idle timeout, max connections, retain days and summary interval"
+                              " must be positive")
         if self.spool_max_mb is not None and self.spool_max_mb <= 0:
             raise ConfigError("--spool-max-mb must be positive")
         if self.spool_reserve_mb < 0:
@@ -173,8 +178,10 @@ def parse_serial(url: str, cfg: Config) -> SerialSpec:
         bytesize = int(mine.get("bytesize", cfg.bytesize))
         parity = mine.get("parity", cfg.parity).upper()[:1]
         stopbits = float(mine.get("stopbits", cfg.stopbits))
-    except ValueError as e:
-        raise ConfigError(f"--serial {url!r}: {e}") from None
+    except ValueError:
+        bad = next(f"{k}={v!r}" for k, v in mine.items() if k in ("baudrate", "baud",
+                   "bytesize", "stopbits") and not _is_number(v)) if mine else ""
+        raise ConfigError(f"--serial {url!r}: {bad or 'a setting'} is not a number") from None
     if parity not in "NEOMS" or bytesize not in (5, 6, 7, 8) or stopbits not in (1, 1.5, 2):
         raise ConfigError(f"--serial {url!r}: parity N/E/O/M/S, bytesize 5..8, stopbits 1/1.5/2")
     if baud <= 0:
@@ -183,6 +190,32 @@ def parse_serial(url: str, cfg: Config) -> SerialSpec:
         clean, baud, bytesize, parity, stopbits,
         _flag(mine.get("rtscts"), cfg.rtscts), _flag(mine.get("xonxoff"), cfg.xonxoff),
     )
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def check_serial(spec: SerialSpec) -> None:
+    """What pyserial can tell without opening the port: the URL's scheme and options
+    (a device that is missing is not an error here; the gateway retries it)."""
+    import serial
+
+    try:
+        port = serial.serial_for_url(
+            spec.url, do_not_open=True, baudrate=spec.baudrate, bytesize=spec.bytesize,
+            parity=spec.parity, stopbits=spec.stopbits, rtscts=spec.rtscts, xonxoff=spec.xonxoff)
+        if "://" in spec.url and hasattr(port, "from_url"):
+            port.from_url(spec.url)  # host, port and options of socket://, rfc2217://, ...
+    except (ValueError, TypeError, serial.SerialException) as e:
+        why = (str(e).splitlines() or [""])[0]
+        if isinstance(e, TypeError) or not why:  # pyserial's parsers fail this way on no port
+            why = "not a usable URL (socket://HOST:PORT, rfc2217://HOST:PORT, a device path)"
+        raise ConfigError(f"--serial {spec.url!r}: {why}") from None
 
 
 def _flag(v: str | None, default: bool) -> bool:
@@ -207,6 +240,7 @@ def gateway_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE", help="TOML file with a [gateway] table")
     p.add_argument("--status", action="store_true",
                    help="print the running gateway's status (from its spool) and exit")
+    p.add_argument("--json", action="store_true", help="--status as one JSON object")
     p.add_argument("--serial", action="append", metavar="URL",
                    help="serial port: /dev/ttyUSB0, socket://h:p, rfc2217://h:p, loop://; "
                    "?baudrate=9600&parity=N&bytesize=8&stopbits=1 (repeatable)")
@@ -242,6 +276,8 @@ def gateway_parser() -> argparse.ArgumentParser:
     p.add_argument("--xonxoff", action="store_true")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
     p.add_argument("--log-format", choices=("text", "json"))
+    p.add_argument("--summary-interval", type=float, metavar="S",
+                   help="seconds between summary log lines (default 300)")
     return p
 
 
@@ -300,8 +336,12 @@ def load_toml(path: str) -> dict[str, Any]:
 
 def parse_gateway_args(argv: list[str]) -> tuple[Config, bool]:
     """Flags (and the file they name) to a checked :class:`Config`, and ``--status``."""
+    if "--no-mqtt" in argv and any(a == "--mqtt" or a.startswith("--mqtt=") for a in argv):
+        raise ConfigError("--no-mqtt and --mqtt URL contradict each other; give one of them")
     ns = vars(gateway_parser().parse_args(argv))
     status = bool(ns.pop("status", False))
+    if ns.pop("json", False) and not status:
+        raise ConfigError("--json goes with --status")
     values: dict[str, Any] = {}
     path = ns.pop("config", None)
     if path:
@@ -313,5 +353,8 @@ def parse_gateway_args(argv: list[str]) -> tuple[Config, bool]:
     return cfg, status
 
 
-def default_client_id() -> str:
-    return f"hydrolink-gateway-{socket.gethostname()}"
+def default_client_id(spool: str) -> str:
+    """``hydrolink-gateway-<host>-<8 hex of the spool's path>``: two gateways on one host
+    (each has its own spool) never take each other's MQTT session."""
+    digest = hashlib.sha256(str(Path(spool).resolve()).encode()).hexdigest()[:8]
+    return f"hydrolink-gateway-{socket.gethostname()}-{digest}"

@@ -31,7 +31,6 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import aiomqtt
-from aiomqtt.exceptions import MqttConnectError
 
 from protocol.errors import FrameError
 
@@ -51,17 +50,14 @@ MARK_EVERY = 0.05   # seconds between commits of PUBACKed row ids
 IDLE_POLL = 0.02    # seconds between spool polls when nothing is waiting
 STATUS_EVERY = 0.5  # seconds between status messages to the gateway
 TAKEN_OVER = 142    # MQTT 5 reason code: Session taken over
+TAKEOVER_WINDOW = 3.0  # s: a connection closed this soon after CONNACK is a quick drop
+TAKEOVER_DROPS = 3     # quick drops in a row that mean another client has our id
 
 
-class SessionTakenOver(aiomqtt.MqttError):
-    """The broker closed our session because another client connected with our id."""
-
-
-def _refuses_v5(e: aiomqtt.MqttError) -> bool:
-    """A CONNACK that refuses MQTT 5 (a 3.1.1-only broker answers code 1)."""
-    rc = getattr(e, "rc", None)
-    return isinstance(e, MqttConnectError) and (
-        rc == 1 or getattr(rc, "value", None) in (1, 132))  # 132: unsupported protocol version
+def _taken_over(e: BaseException) -> bool:
+    """A broker that says so (an MQTT 5 DISCONNECT with reason 142)."""
+    rc = getattr(e.__cause__, "rc", None)
+    return getattr(rc, "value", rc) == TAKEN_OVER
 
 
 @dataclass(frozen=True)
@@ -189,15 +185,14 @@ class Forwarder:
     async def _mqtt(self) -> None:
         backoff = 0.2
         o = self.opts
-        v5 = True  # MQTT 5 tells a session taken over apart; 3.1.1 brokers (amqtt) get 3.1.1
+        quick_drops = 0  # connections the broker closed within seconds of accepting them
         while True:
-            version = aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311
-            session: dict[str, Any] = {"clean_start": True} if v5 else {"clean_session": True}
+            since = time.monotonic()
             try:
                 async with aiomqtt.Client(
                     o.host, o.port, username=o.username, password=o.password,
                     identifier=o.client_id, tls_context=self.tls, keepalive=30, timeout=10,
-                    max_inflight_messages=WINDOW, protocol=version, **session,
+                    max_inflight_messages=WINDOW, clean_session=True,
                     logger=logging.getLogger("hydrolink.mqtt"),
                 ) as client:
                     # many publishes await their PUBACK at once, by design
@@ -208,23 +203,30 @@ class Forwarder:
                     log.info("mqtt connected", extra={"fields": {"broker": f"{o.host}:{o.port}"}})
                     backoff = 0.2
                     await self._session(client)
-            except SessionTakenOver as e:
-                log.error("mqtt session taken over", extra={"fields": {
-                    "broker": f"{o.host}:{o.port}", "error": str(e)}})
-                self.error = str(e)
             except aiomqtt.MqttError as e:
-                if v5 and not self.connected and _refuses_v5(e):
-                    v5 = False
-                    log.info("mqtt broker speaks 3.1.1 only", extra={"fields": {
-                        "broker": f"{o.host}:{o.port}"}})
-                    continue
-                if self.connected or self.error != str(e):
+                # A broker drops the older of two clients with one id as soon as the other
+                # connects; MQTT 3.1.1 says nothing more, so: dropped right after CONNACK,
+                # again and again, while the broker accepts every new connection.
+                quick = self.connected and time.monotonic() - since < TAKEOVER_WINDOW
+                quick_drops = quick_drops + 1 if quick else 0
+                if quick_drops >= TAKEOVER_DROPS or _taken_over(e):
+                    why = (f"session taken over by another client with client id "
+                           f"{o.client_id!r} (the broker closes each connection right after"
+                           " accepting it; another gateway? give each its own"
+                           " --mqtt-client-id)")
+                    if self.error != why:
+                        log.error("mqtt session taken over", extra={"fields": {
+                            "broker": f"{o.host}:{o.port}", "error": why}})
+                    self.error = why
+                elif self.connected or self.error != str(e):
                     log.warning("mqtt unavailable", extra={"fields": {
                         "broker": f"{o.host}:{o.port}", "error": str(e)}})
-                self.error = str(e)
+                    self.error = str(e)
             finally:
                 self.connected = False
                 self.client = None
+            if quick_drops >= TAKEOVER_DROPS:
+                backoff = max(backoff, 5.0)  # do not fight the other client every 200 ms
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 10.0)
 
@@ -243,12 +245,9 @@ class Forwarder:
         for d in done:
             if d is disconnected:
                 exc = d.exception()
-                if getattr(getattr(exc, "rc", None), "value", None) == TAKEN_OVER:
-                    raise SessionTakenOver(
-                        f"session taken over by another client with client id "
-                        f"{self.opts.client_id!r} (another gateway? give each its own "
-                        "--mqtt-client-id)")
-                raise aiomqtt.MqttError(f"connection lost: {exc}")
+                err = aiomqtt.MqttError(f"connection lost: {exc}")
+                err.__cause__ = exc
+                raise err
             d.result()
 
     _inflight = 0

@@ -70,6 +70,7 @@ class TcpLink(asyncio.Protocol):
             return
         self.server.links.add(self)
         self.server.stats_connections(len(self.server.links))
+        log.info("connection opened", extra={"fields": {"link": self.name}})
 
     def data_received(self, data: bytes) -> None:
         self.last = time.monotonic()
@@ -170,6 +171,8 @@ class SerialLink:
         self.loop = loop
         self.port: Any = None
         self.connected = threading.Event()
+        self.tried = threading.Event()  # the first open was tried (start line, --status)
+        self.error = ""                 # why the port is not open
         self.stopping = threading.Event()
         self.opens = 0
         self._out: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
@@ -215,8 +218,10 @@ class SerialLink:
             try:
                 port = self._open()
             except Exception as e:  # noqa: BLE001 - whatever the backend raises, retry later
+                self.error = (str(e).splitlines() or [type(e).__name__])[0]
+                self.tried.set()
                 log.warning("serial port unavailable", extra={"fields": {
-                    "link": self.name, "error": str(e).splitlines()[0], "retry_s": backoff}})
+                    "link": self.name, "error": self.error, "retry_s": backoff}})
                 self.stopping.wait(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
@@ -224,6 +229,8 @@ class SerialLink:
             self.opens += 1
             self.deframer = Deframer()
             self.connected.set()
+            self.error = ""
+            self.tried.set()
             log.info("serial port open", extra={"fields": {"link": self.name}})
             backoff = 0.2
             try:

@@ -55,6 +55,7 @@ class Stats:
     spool_pending: int = 0
     links: Counter[str] = field(default_factory=Counter)  # bytes received per link kind
     connections: int = 0
+    inputs: dict[str, str] = field(default_factory=dict)  # input -> "open", "NOT OPEN: why"
     stations: dict[int, StationStats] = field(default_factory=dict)
     dirty: set[int] = field(default_factory=set)  # stations changed since the last save
     latency_buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
@@ -94,7 +95,7 @@ class Stats:
             "refused": self.refused, "spool_error": self.spool_error,
             "forwarded": self.forwarded, "mqtt_connected": self.mqtt_connected,
             "mqtt_error": self.mqtt_error, "spool_pending": self.spool_pending,
-            "connections": self.connections,
+            "connections": self.connections, "inputs": self.inputs,
         }
 
 

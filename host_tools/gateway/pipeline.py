@@ -34,6 +34,7 @@ from ..registry import Registry
 from .commands import CommandBook
 from .metrics import Stats
 from .spool import Record
+from .state import SILENT_AFTER
 
 log = logging.getLogger("hydrolink.gateway")
 FLAG_BACKFILL = 8  # SPEC §5.4
@@ -135,6 +136,10 @@ class Pipeline:
         """The frame is on disk: it is now accepted (window, counters, command results)."""
         self.window.accept(frame.station, frame.seq)
         st = self.stats.station(frame.station)
+        if received - st.last_seen > SILENT_AFTER:
+            log.info("station heard", extra={"fields": {
+                "station": frame.station, "link": link, "seq": frame.seq,
+                "silent_s": round(received - st.last_seen) if st.last_seen else "first frame"}})
         st.frames += 1
         st.last_seen = received
         st.last_seq = max(st.last_seq, frame.seq)

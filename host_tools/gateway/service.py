@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import signal
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,11 +24,12 @@ from .commands import CommandBook
 from .config import Config, default_client_id
 from .forwarder import ForwarderOptions
 from .inputs import Link, SerialLink, TcpServer
-from .metrics import StationStats, Stats, StatsCollector
+from .metrics import Stats, StatsCollector
 from .names import iso
 from .pipeline import Duplicate, New, Pipeline, Rejected
 from .spool import Spool, SpoolError
 from .spool_commands import event_statement, state_statement
+from .state import Summary, restore_stats, state_message
 from .supervisor import ForwarderProcess
 from .writer import SpoolWriter
 
@@ -40,21 +40,6 @@ COMMANDS_EVERY = 1.0   # seconds between checks for newly queued commands
 PRUNE_EVERY = 600.0
 MAX_BAD_STREAK = 200   # rejected frames in a row after which a TCP connection is closed
 DRAIN_ON_STOP = 3.0    # seconds SIGTERM waits for the forwarder to empty the spool
-
-
-def _enough_files(wanted: int) -> None:
-    """One descriptor per station connection: raise the soft limit (often 1024) if needed."""
-    import resource
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft >= wanted or soft == resource.RLIM_INFINITY:
-        return
-    new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
-    if new < wanted:
-        log.warning("open file limit below --max-connections", extra={"fields": {
-            "limit": new, "wanted": wanted, "hint": "raise LimitNOFILE / ulimit -n"}})
 
 
 def _hex(obj: object) -> str:
@@ -80,7 +65,7 @@ class Gateway:
         self.commands = CommandBook()
         max_bytes = int(cfg.spool_max_mb * 1024 * 1024) if cfg.spool_max_mb else None
         try:
-            self.spool = Spool(cfg.spool, max_bytes=max_bytes,
+            self.spool = Spool(cfg.spool, max_bytes=max_bytes, exclusive=True,
                                reserve_bytes=int(cfg.spool_reserve_mb * 1024 * 1024))
         except SpoolError as e:
             raise GatewayError(str(e)) from None
@@ -125,6 +110,9 @@ class Gateway:
         if isinstance(verdict, Rejected):
             return False
         frame = verdict.frame
+        if link.station != frame.station:
+            log.info("station connected", extra={"fields": {
+                "station": frame.station, "link": link.name}})
         link.station = frame.station
         key = (frame.station, frame.seq)
         inflight = self.pending.get(key)
@@ -203,7 +191,6 @@ class Gateway:
 
     async def start(self) -> None:
         cfg = self.cfg
-        _enough_files(cfg.max_connections + 64 + 4 * len(cfg.serial))
         self.writer = SpoolWriter(self.spool)
         self.tasks.append(asyncio.create_task(self.writer.run(), name="spool"))
         highest, seen = await self.writer.call(self.spool.window)
@@ -215,7 +202,7 @@ class Gateway:
             self.window.merge(sid, h, bits)  # frames deleted from the spool stay seen
         saved = await self.writer.call(self.spool.meta, "stats")
         stations = await self.writer.call(self.spool.station_stats)
-        self._restore_stats(saved, stations)
+        restore_stats(self.stats, saved, stations)
         await self._reload_commands()
         # where ``hydrolink command`` finds the stations when it is given only the spool
         self.writer.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('registry', ?)",
@@ -230,7 +217,7 @@ class Gateway:
                 spool=str(cfg.spool), registry=str(self.registry.path), host=target.host,
                 port=target.port, tls=target.tls, username=target.username,
                 password=target.password, ca=cfg.mqtt_ca, cert=cfg.mqtt_cert, key=cfg.mqtt_key,
-                client_id=cfg.mqtt_client_id or default_client_id(),
+                client_id=cfg.mqtt_client_id or default_client_id(cfg.spool),
                 topic_prefix=cfg.topic_prefix, raw_hex=cfg.raw_hex, log_level=cfg.log_level,
                 log_format=cfg.log_format,
             ), self.stats)
@@ -250,15 +237,27 @@ class Gateway:
             link = SerialLink(spec, self.feed, loop)
             link.start()
             self.serials.append(link)
+        await loop.run_in_executor(None, lambda: [s.tried.wait(2.0) for s in self.serials])
+        self._note_inputs()
         maddr = cfg.metrics_address()
         if maddr is not None:
             self._start_metrics(*maddr)
         self.tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
         self.ready.set()
+        not_open = [s.spec.url for s in self.serials if not s.connected.is_set()]
         log.info("gateway running", extra={"fields": {
             "stations": len(self.registry.stations), "serial": len(self.serials),
+            **({"not_open": ",".join(not_open)} if not_open else {}),
             "listen": f"{self.tcp.host}:{self.tcp.port}" if self.tcp else None,
             "mqtt": f"{target.host}:{target.port}" if target else None}})
+
+    def _note_inputs(self) -> None:
+        """Each input's state, for ``--status``: open, or not open and why."""
+        inputs = {f"serial:{s.spec.url}": "open" if s.connected.is_set() else
+                  f"NOT OPEN: {s.error or 'opening'}" for s in self.serials}
+        if self.tcp is not None:
+            inputs[f"tcp:{self.tcp.host}:{self.tcp.port}"] = "listening"
+        self.stats.inputs = inputs
 
     def _connections(self, n: int) -> None:
         self.stats.connections = n
@@ -295,7 +294,8 @@ class Gateway:
 
     async def _housekeeping(self) -> None:
         assert self.writer is not None
-        last_stats = time.monotonic()
+        last_stats = last_summary = time.monotonic()
+        summary = Summary(self.stats)
         last_prune = self.clock()  # retention follows the gateway's clock (virtual in the sim)
         while True:
             await asyncio.sleep(COMMANDS_EVERY)
@@ -313,8 +313,13 @@ class Gateway:
                             "station": row.station, "id": row.id, "sends": row.sends}})
                     await self._reload_commands()
                 now = time.monotonic()
+                if now - last_summary >= self.cfg.summary_interval:
+                    last_summary = now
+                    log.info("summary", extra={"fields": summary.fields(self.registry,
+                                                                         self.clock())})
                 if now - last_stats >= STATS_EVERY:
                     last_stats = now
+                    self._note_inputs()
                     if self.forwarder is not None and self.dirty:
                         dirty, self.dirty = self.dirty, set()
                         for sid in sorted(dirty):
@@ -344,38 +349,9 @@ class Gateway:
                     "INSERT OR REPLACE INTO station_stats (station, value) VALUES (?, ?)",
                     (sid, json.dumps(self.stats.station_row(sid))))
 
-    def _restore_stats(self, saved: Any, stations: dict[int, Any]) -> None:
-        """Counters continue across restarts (last seen, link quality, rejections)."""
-        for sid, st in stations.items():
-            fields = {k: v for k, v in st.items() if k in StationStats.__dataclass_fields__}
-            self.stats.stations[sid] = StationStats(**fields)
-        if not isinstance(saved, dict):
-            return
-
-        for reason, n in saved.get("rejected", {}).items():
-            self.stats.rejected[reason] += int(n)
-        for name, n in saved.get("accepted", {}).items():
-            self.stats.accepted[name] += int(n)
-        for key in ("duplicates", "acks", "refused", "forwarded"):
-            setattr(self.stats, key, int(saved.get(key, 0)))
-
     def state_of(self, station: int) -> dict[str, Any]:
         """The retained ``state`` message of a station."""
-
-        st = self.stats.stations.get(station) or StationStats()
-        reg = self.registry.get(station)
-        out: dict[str, Any] = {
-            "v": 1, "station": station, "name": reg.name if reg else None,
-            "last_seen": iso(st.last_seen) if st.last_seen else None, "last_seq": st.last_seq,
-            "link": st.link, "frames": st.frames, "duplicates": st.duplicates,
-            "bad_crc": st.bad_crc, "bad_crc_rate": round(st.bad_crc_rate(), 6),
-            "rejected": st.rejected, "clock_offset_s": st.clock_offset,
-            "commands_waiting": len(self.commands.waiting.get(station, ())),
-        }
-        if reg is not None and reg.location is not None:
-            loc = reg.location
-            out["location"] = {"lat": loc.lat, "lon": loc.lon, "elevation_m": loc.elevation_m}
-        return out
+        return state_message(self.stats, self.registry, self.commands, station)
 
     async def stop(self) -> None:
         """Stop inputs, commit and ACK what is in flight, close the spool."""
@@ -409,27 +385,3 @@ class Gateway:
             self._metrics_server.shutdown()
         self.stopped.set()
         log.info("gateway stopped", extra={"fields": {"acks": self.stats.acks}})
-
-
-# ---------------------------------------------------------------- running
-
-
-async def serve(cfg: Config, on_ready: Callable[[Gateway], None] | None = None) -> int:
-    """Run until SIGTERM or SIGINT; SIGHUP reloads the registry."""
-    gw = Gateway(cfg)
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, gw.reload_registry)
-    try:
-        await gw.start()
-        if on_ready is not None:
-            on_ready(gw)
-        await stop.wait()
-        log.info("stopping", extra={"fields": {"pending_commits": len(gw.pending)}})
-    finally:
-        await gw.stop()
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            loop.remove_signal_handler(sig)
-    return 0

@@ -31,6 +31,7 @@ from typing import Any
 
 from protocol.codec import REPLAY_WINDOW, ReplayWindow
 
+from .lock import LockError, SpoolLock
 from .spool_commands import CommandQueue, CommandRow, migrate_commands
 
 __all__ = ["CommandRow", "PendingRow", "Record", "Spool", "SpoolError", "SpoolFull"]
@@ -134,10 +135,23 @@ class Spool(CommandQueue):
     """Synchronous access to the spool file. Not thread-safe: one thread uses it."""
 
     def __init__(self, path: str | Path, max_bytes: int | None = None, readonly: bool = False,
-                 reserve_bytes: int = 0, durable: bool = True):
+                 reserve_bytes: int = 0, durable: bool = True, exclusive: bool = False):
+        """``exclusive``: the gateway's own spool, locked (:mod:`.lock`) until :meth:`close`."""
         self.path = Path(path)
         self.reserve_path = self.path.with_name(self.path.name + "-reserve")
         self.reserve_bytes = reserve_bytes
+        self.lock: SpoolLock | None = None
+        if exclusive:
+            if not self.path.parent.is_dir():
+                raise SpoolError(f"spool {self.path}: directory {self.path.parent} does not"
+                                 " exist; create it, or fix --spool")
+            self.lock = SpoolLock(self.path)
+            try:
+                self.lock.acquire()
+            except LockError as e:
+                raise SpoolError(str(e)) from None
+            except OSError as e:
+                raise SpoolError(f"spool {self.path}: {e.strerror or e}") from None
         try:
             if readonly:
                 if not self.path.exists():
@@ -147,7 +161,9 @@ class Spool(CommandQueue):
                     check_same_thread=False, timeout=10,
                 )
             else:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                if not self.path.parent.is_dir():  # a typo must not start an empty spool
+                    raise SpoolError(f"spool {self.path}: directory {self.path.parent} does not"
+                                     " exist; create it, or fix --spool")
                 self.db = sqlite3.connect(
                     self.path, isolation_level=None, check_same_thread=False, timeout=10
                 )
@@ -164,14 +180,20 @@ class Spool(CommandQueue):
                 if max_bytes:
                     page = self.db.execute("PRAGMA page_size").fetchone()[0]
                     self.db.execute(f"PRAGMA max_page_count={max(12, max_bytes // page)}")
-        except sqlite3.Error as e:
-            raise _translate(e, self.path) from None
-        except OSError as e:
-            raise SpoolError(f"spool {self.path}: {e.strerror or e}") from None
+        except (sqlite3.Error, OSError, SpoolError) as e:
+            if self.lock is not None:
+                self.lock.release()
+            if isinstance(e, sqlite3.Error):
+                raise _translate(e, self.path) from None
+            if isinstance(e, OSError):
+                raise SpoolError(f"spool {self.path}: {e.strerror or e}") from None
+            raise
 
     def close(self) -> None:
-        with contextlib.suppress(sqlite3.Error):
+        with contextlib.suppress(sqlite3.Error, AttributeError):
             self.db.close()
+        if self.lock is not None:
+            self.lock.release()
 
     # ------------------------------------------------------------ disk reserve
 

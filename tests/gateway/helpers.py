@@ -53,6 +53,7 @@ def station_key(sid: int) -> bytes:
 
 def write_registry(path: Path, stations: Iterable[int]) -> Path:
     path.write_text(registry_toml({s: station_key(s) for s in stations}))
+    path.chmod(0o600)  # keys: readable by the owner only (else every command warns)
     return path
 
 
