@@ -121,6 +121,7 @@ def run(url: str, work: Path, repeat: int) -> bool:
     store = open_store(url)
     reg = work / "stations.toml"
     reg.write_text(REGISTRY)
+    reg.chmod(0o600)  # it holds a (dummy) station key
     store.sync_stations(load_registry(reg).stations.values())
     if store.count_observations(STATION) == 0:
         t = time.perf_counter()

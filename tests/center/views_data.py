@@ -50,6 +50,7 @@ def level_m(k: int) -> float:
 def fill(store: Store, tmp_path: Path) -> None:
     reg = tmp_path / "stations.toml"
     reg.write_text(REGISTRY, encoding="utf-8")
+    reg.chmod(0o600)
     store.sync_stations(load_registry(reg).stations.values())
     rows: list[ObsRow] = []
     for k in range(1, 289):  # the rain day 2026-07-14: 08:05 .. 08:00 next morning
