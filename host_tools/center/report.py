@@ -10,7 +10,9 @@ value), completeness, gaps longer than one interval (count and the longest), the
 center's gap states (requested, recovered, lost), when the station was last heard,
 the lowest battery voltage, the clock offset of its last status frame, alarms raised
 and cleared (the center's and the station's own), sensor faults (readings with
-quality ``fault``), the day's rain (``*``: incomplete data) and its wettest hour.
+quality ``fault``), the day's rain (``*``: incomplete data) and its wettest hour;
+under the table, each station's level maximum and minimum with their times, mean,
+and time above each stage.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from host_tools.center.rain import rain_day_bounds, rain_day_of, window_maxima
+from host_tools.center.rain import rain_day_bounds, rain_day_of, time_above, window_maxima
 from host_tools.center.series import expected_count, gaps, usable
 from host_tools.center.views import ViewError, iso_utc, open_db, run_view, zone
 
@@ -58,6 +60,12 @@ class StationDay:
     rain_complete: bool = False
     rain_1h_max_mm: float | None = None
     elements: dict[str, dict[str, int]] = field(default_factory=dict)
+    level_max_m: float | None = None
+    level_max_time: int | None = None
+    level_min_m: float | None = None
+    level_min_time: int | None = None
+    level_mean_m: float | None = None
+    above_s: dict[str, int] = field(default_factory=dict)
 
     @property
     def completeness(self) -> float | None:
@@ -86,6 +94,8 @@ def station_day(store: Any, meta: Any, day: dt.date) -> StationDay:
         row.gaps += len(long)
         row.longest_gap_s = max([row.longest_gap_s, *(g.slots * iv for g in long)])
         row.faults += sum(1 for o in obs if o[2] == "fault")
+        if e == "water_level":
+            _levels(row, obs, dict(meta.stages), iv)
         if e == "rain":
             row.rain_mm = round(sum(float(o[1]) for o in obs if usable(o)), 1)
             row.rain_complete = got >= exp and all(usable(o) for o in obs)
@@ -111,6 +121,18 @@ def station_day(store: Any, meta: Any, day: dt.date) -> StationDay:
         else:
             row.alarms_raised += 1
     return row
+
+
+def _levels(row: StationDay, obs: Sequence[Any], stages: dict[str, float], interval: int) -> None:
+    pts = [(int(o[0]), float(o[1])) for o in obs if usable(o)]
+    if not pts:
+        return
+    hi = max(pts, key=lambda p: (p[1], -p[0]))
+    lo = min(pts, key=lambda p: (p[1], p[0]))
+    row.level_max_m, row.level_max_time = hi[1], hi[0]
+    row.level_min_m, row.level_min_time = lo[1], lo[0]
+    row.level_mean_m = round(sum(v for _, v in pts) / len(pts), 3)
+    row.above_s = time_above(obs, stages, interval)
 
 
 # ---------------------------------------------------------------- layout
@@ -141,7 +163,8 @@ def _opt(v: float | None, fmt: str, unit: str = "") -> str:
 
 COLUMNS = ("station", "name", "expected", "received", "complete_pct", "gaps", "longest_gap_min",
            "gap_states", "last_seen", "battery_min_v", "clock_offset_s", "alarms_raised",
-           "alarms_cleared", "faults", "rain_mm", "rain_complete", "rain_1h_max_mm")
+           "alarms_cleared", "faults", "rain_mm", "rain_complete", "rain_1h_max_mm", "level_max_m",
+           "level_max_time", "level_min_m", "level_min_time", "level_mean_m", "above_stages_s")
 
 
 def text(rows: Sequence[StationDay], day: dt.date, made: int) -> str:
@@ -169,6 +192,16 @@ def text(rows: Sequence[StationDay], day: dt.date, made: int) -> str:
     lines += ["", "expect/recvd: readings owed by the record interval (rain, level) and received;"
               " gaps: runs longer than one interval;",
               "alarms: raised/cleared; fault: readings with quality fault; *: rain total over incomplete data."]
+    for r in rows:
+        if r.level_max_m is None:
+            continue
+        above = ", ".join(f"{k.replace('_', ' ')} {v // 3600}:{v % 3600 // 60:02d}"
+                          for k, v in r.above_s.items() if v)
+        lines.append(f"level {r.station}: max {r.level_max_m:.2f} m at {_when(r.level_max_time, r.timezone)}, "
+                     f"min {r.level_min_m:.2f} m at {_when(r.level_min_time, r.timezone)}, "
+                     f"mean {r.level_mean_m:.2f} m")
+        if above:
+            lines.append(f"above {r.station} (h:mm): {above}")
     states = [(r.station, r.gap_states) for r in rows if r.gap_states]
     for sid, st in states:
         lines.append(f"gap recovery {sid}: " + ", ".join(f"{k} {v}" for k, v in sorted(st.items())))
@@ -185,6 +218,12 @@ def _flat(r: StationDay) -> dict[str, Any]:
         "battery_min_v": r.battery_min_v, "clock_offset_s": r.clock_offset_s,
         "alarms_raised": r.alarms_raised, "alarms_cleared": r.alarms_cleared, "faults": r.faults,
         "rain_mm": r.rain_mm, "rain_complete": r.rain_complete, "rain_1h_max_mm": r.rain_1h_max_mm,
+        "level_max_m": r.level_max_m,
+        "level_max_time": None if r.level_max_time is None else iso_utc(r.level_max_time),
+        "level_min_m": r.level_min_m,
+        "level_min_time": None if r.level_min_time is None else iso_utc(r.level_min_time),
+        "level_mean_m": r.level_mean_m,
+        "above_stages_s": ";".join(f"{k}={v}" for k, v in r.above_s.items()),
     }
 
 
@@ -204,6 +243,7 @@ def to_json(rows: Sequence[StationDay], day: dt.date, made: int) -> str:
     for r in rows:
         d = _flat(r)
         d["gap_states"] = r.gap_states
+        d["above_stages_s"] = r.above_s
         d["from"], d["to"] = iso_utc(r.start), iso_utc(r.end)
         d["elements"] = asdict(r)["elements"]
         stations.append(d)

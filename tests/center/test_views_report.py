@@ -45,6 +45,13 @@ def test_report_numbers(store: Store, tmp_path: Path) -> None:
     assert r.faults == 0
     wet = sum(vd.rain_mm(k) for k in range(1, 289) if vd.D0 + k * vd.IV not in vd.GAP)
     assert r.rain_mm == pytest.approx(round(wet, 1)) and not r.rain_complete
+    levels = [(vd.D0 + k * vd.IV, vd.level_m(k)) for k in range(1, 289) if vd.D0 + k * vd.IV not in vd.GAP]
+    levels = [(t, 70.5 if t == vd.D0 + 10 * vd.IV else v) for t, v in levels]  # the revision
+    top = max(levels, key=lambda p: (p[1], -p[0]))
+    assert (r.level_max_m, r.level_max_time) == (top[1], top[0])
+    assert r.level_min_m == min(v for _, v in levels)
+    assert r.above_s["flood_limit"] == vd.IV * sum(1 for _, v in levels if v >= 70.0)
+    assert r.above_s["guarantee"] == 0
     r2 = station_day(store, metas[1002], vd.DAY)
     assert (r2.expected, r2.received, r2.faults) == (288, 288, 1)  # 10-minute interval: 144 per element
     assert r2.rain_mm == pytest.approx(1.8) and r2.rain_complete
@@ -65,6 +72,9 @@ def test_report_layouts(store: Store, tmp_path: Path, capsys: pytest.CaptureFixt
     row = next(line for line in lines if line.strip().startswith("1001"))
     assert "95.8%" in row and "60 min" in row and "11.70 V" in row and "-0.5 s" in row and "2/2" in row
     assert "gap recovery 1001: requested 1" in out
+    assert "level 1001: max 70.50 m at 07-14 08:50" in out
+    above = vd.IV * sum(1 for k in range(1, 289) if vd.D0 + k * vd.IV not in vd.GAP and vd.level_m(k) >= 68.0)
+    assert f"above 1001 (h:mm): warning {above // 3600}:{above % 3600 // 60:02d}, flood limit" in out
     assert main(["report", "--db", store_url, "--day", "2026-07-14", "--format", "csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert [r["station"] for r in rows] == ["1001", "1002"]
