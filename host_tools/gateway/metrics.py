@@ -33,7 +33,8 @@ class StationStats:
     duplicates: int = 0
     bad_crc: int = 0              # line errors attributed to this station
     rejected: int = 0             # other rejections (bad tag, replay, malformed)
-    clock_offset: float | None = None  # station clock minus gateway clock, s (last new frame)
+    clock_offset: float | None = None  # station clock minus gateway clock, s (see pipeline)
+    offsets: list[float] = field(default_factory=list)  # header - received, last few frames
 
     def bad_crc_rate(self) -> float:
         n = self.frames + self.duplicates + self.bad_crc

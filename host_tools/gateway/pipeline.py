@@ -38,6 +38,7 @@ from .state import SILENT_AFTER
 
 log = logging.getLogger("hydrolink.gateway")
 FLAG_BACKFILL = 8  # SPEC §5.4
+OFFSET_FRAMES = 8  # frames the clock offset estimate looks back over
 
 
 @dataclass(frozen=True)
@@ -140,13 +141,23 @@ class Pipeline:
             log.info("station heard", extra={"fields": {
                 "station": frame.station, "link": link, "seq": frame.seq,
                 "silent_s": round(received - st.last_seen) if st.last_seen else "first frame"}})
+        newest = frame.seq > st.last_seq
         st.frames += 1
         st.last_seen = received
         st.last_seq = max(st.last_seq, frame.seq)
         st.link = link
-        if not (isinstance(frame.body, Report) and frame.body.flags & FLAG_BACKFILL):
-            # a backfill frame was built long ago: its time says nothing about the clock
-            st.clock_offset = round(frame.time + EPOCH_UNIX - received, 3)
+        if newest and not (isinstance(frame.body, Report) and frame.body.flags & FLAG_BACKFILL):
+            # A frame's header time is the station's clock when it was built, and a resend
+            # is byte for byte the same frame (SPEC §6): header - received = offset - delay,
+            # delay >= 0 (about 0 on the first try, the outage on a resend). A station sends
+            # its newest frame first, so a frame below the highest seq already here is a
+            # resend, and backfill was built long ago: neither is used. The newest frame
+            # after an outage may be a resend too; it only lowers the bound, so the largest
+            # of the last OFFSET_FRAMES is the estimate (a clock ahead shows at once, one
+            # behind within OFFSET_FRAMES frames).
+            st.offsets = [*st.offsets[-(OFFSET_FRAMES - 1):],
+                          round(frame.time + EPOCH_UNIX - received, 3)]
+            st.clock_offset = max(st.offsets)
         self.stats.accepted[frame.type_name] += 1
         if frame.type == RESULT and isinstance(frame.body, Results):
             self.commands.answered(frame.station, [r.id for r in frame.body.results])
