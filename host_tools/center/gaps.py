@@ -128,7 +128,7 @@ class GapTracker:
         return sorted((g for g in self.gaps.values() if g.state in OPEN), key=lambda g: g.key)
 
     def step(self, gap: Gap, now: float, present: int, interval_s: int,
-             result: tuple[int, Any] | None) -> Gap | None:
+             result: tuple[int, Any] | None, retry_s: float | None = None) -> Gap | None:
         """The gap's next state, or None if nothing changes.
 
         Args:
@@ -138,12 +138,15 @@ class GapTracker:
             interval_s: the station's record interval.
             result: the station's answer to the gap's latest request, ``(code, detail)``,
                 or None if it has not answered (or nothing was requested).
+            retry_s: the wait before a request is sent again, if longer than the policy's
+                (a station hears of commands only in ACKs, so at its report period).
 
         A gap that returns in state ``requested`` with ``attempts`` increased and
         ``command_id`` None must be (re)requested by the caller, which then sets
         ``command_id`` (see :meth:`requested`).
         """
         p = self.policy
+        wait = max(p.retry_s, retry_s or 0.0)
         if present >= gap.expected(interval_s):
             return self._move(gap, RECOVERED, now, "all readings stored")
         if gap.state == DETECTED:
@@ -156,9 +159,9 @@ class GapTracker:
             code, detail = result
             if code != RESULT_OK:
                 return self._move(gap, LOST, now, f"station answered code {code}: {detail}")
-            if detail == 0 and now - gap.updated >= p.retry_s:
+            if detail == 0 and now - gap.updated >= wait:
                 return self._move(gap, LOST, now, "station no longer has these readings")
-        if now - gap.updated < p.retry_s:
+        if now - gap.updated < wait:
             return None
         if gap.attempts >= p.max_attempts:
             return self._move(gap, LOST, now, f"still missing after {gap.attempts} requests")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,7 @@ RESEND = 3  # SPEC §7 op
 RECENT_S = 86400  # how far back the alarm snapshot reads (and learns the report period)
 NOT_INTERVAL = frozenset({"rain_daily"})  # elements not recorded every record interval
 Publish = Callable[[str, bytes, bool], None]          # topic, payload, retain
-QueueCommand = Callable[[int, int, Any], int]          # station, op, args -> command id
+QueueCommand = Callable[[int, int, Any, float], int]   # station, op, args, expires -> command id
 CommandResult = Callable[[int, int], "tuple[int, Any] | None"]  # station, id -> (code, detail)
 
 
@@ -76,18 +77,23 @@ def station_rules(stations: Iterable[Any]) -> dict[int, StationRules]:
 
 
 class GatewayQueue:
-    """The gateway's command queue, reached through its spool file (SQLite, safe to share)."""
+    """The gateway's command queue, reached through its spool file (SQLite, safe to share).
 
-    def __init__(self, path: str | Path) -> None:
+    A request expires when the watch would send it again, so a station that was out of
+    reach does not get the same range twice.
+    """
+
+    def __init__(self, path: str | Path, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
         from host_tools.gateway.spool import Spool, SpoolError
 
         if not Path(path).exists():
             raise SpoolError(f"spool {path}: no such file; give the gateway's spool path")
         self.spool = Spool(path)
 
-    def queue_command(self, station: int, op: int, args: Any) -> int:
-        """Queue a command; the gateway sends it in the station's next ACK."""
-        return self.spool.queue_command(station, op, args)
+    def queue_command(self, station: int, op: int, args: Any, expires: float | None = None) -> int:
+        """Queue a command; the gateway sends it in the station's next ACK until ``expires``."""
+        return self.spool.queue_command(station, op, args, now=self.clock(), expires=expires)
 
     def command_result(self, station: int, command_id: int) -> tuple[int, Any] | None:
         """The station's answer ``(code, detail)``, or None while it has not answered."""
@@ -108,7 +114,7 @@ class Watch:
         registry: a :class:`~host_tools.registry.Registry`, or None to use the store's stations.
         clock: wall time (UNIX s), virtual in the simulator.
         publish: ``publish(topic, payload, retain)``, or None not to publish.
-        queue_command: ``queue_command(station, op, args) -> id``, or None: gaps are then
+        queue_command: ``queue_command(station, op, args, expires) -> id``, or None: gaps are then
             tracked but never requested.
         command_result: ``command_result(station, id) -> (code, detail) | None``.
     """
@@ -221,7 +227,7 @@ class Watch:
             result = None
             if g.command_id is not None and self.command_result is not None:
                 result = self.command_result(g.station, g.command_id)
-            nxt = self.tracker.step(g, now, self._present(g), rules.interval_s, result)
+            nxt = self.tracker.step(g, now, self._present(g), rules.interval_s, result, self.retry_s(g.station))
             if nxt is None:
                 continue
             changed += 1
@@ -237,12 +243,17 @@ class Watch:
                     self._save(g)  # requested state shows it is due; nobody can send it
                 continue
             for a, b, group in resend_plan(gaps, self.rules[sid].interval_s):
-                cid = self.queue_command(sid, RESEND, [a - EPOCH_UNIX, b - EPOCH_UNIX])
+                cid = self.queue_command(sid, RESEND, [a - EPOCH_UNIX, b - EPOCH_UNIX], now + self.retry_s(sid))
                 requests += 1
                 for g in group:
                     self._save(self.tracker.requested(g, cid, now))
                 log.info("resend queued", extra={"fields": {"station": sid, "from": a, "to": b, "id": cid}})
         return changed, requests
+
+    def retry_s(self, sid: int) -> float:
+        """How long a resend request waits for its data before it is sent again: the policy's
+        wait, or two report periods if longer (the station hears of it only in an ACK)."""
+        return max(self.tracker.policy.retry_s, 2 * self.period.get(sid, 0.0))
 
     def _recheck_lost(self, sid: int, element: str, span: tuple[int, int], rules: StationRules,
                       now: float) -> None:

@@ -28,7 +28,7 @@ class WatchTask:
                  gateway_spool: str | Path | None = None, every: float = 10.0,
                  policy: GapPolicy | None = None, topic_prefix: str = "hydrolink/v1") -> None:
         self.clock, self.publish, self.every = clock, publish, every
-        self.queue = GatewayQueue(gateway_spool) if gateway_spool else None
+        self.queue = GatewayQueue(gateway_spool, clock) if gateway_spool else None
         self.policy, self.prefix = policy, topic_prefix
         self.watch: Watch | None = None
         self.last_tick: float | None = None

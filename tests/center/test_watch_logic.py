@@ -91,6 +91,17 @@ def test_gap_retried_then_lost_after_the_limit() -> None:
     assert rec is not None and rec.state == RECOVERED
 
 
+def test_gap_retry_waits_for_a_slow_reporting_station() -> None:
+    t = _tracker()
+    [g] = t.detect(7, "rain", [0, 600], IV, now=0)
+    s = t.step(g, 600, 0, IV, None)
+    assert s is not None
+    g = t.requested(s, 1, 600)
+    assert t.step(g, 600 + 1800, 0, IV, None, retry_s=7200) is None  # hourly reports: wait 2 h
+    again = t.step(g, 600 + 7200, 0, IV, None, retry_s=7200)
+    assert again is not None and again.attempts == 2
+
+
 def test_gap_lost_when_the_station_has_nothing_or_refuses() -> None:
     t = _tracker()
     [g] = t.detect(7, "rain", [0, 600], IV, now=0)

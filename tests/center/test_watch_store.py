@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -88,6 +89,8 @@ def test_gap_resend_through_the_real_gateway_recovered(tmp_path: Path, store: St
     gw = gateway
     _, reg = registry(tmp_path)
     st = SimStation(SID)
+    # readings of the last hours: the gateway's wall clock must not find the resend expired
+    st.clock = int(time.time()) - c.EPOCH_UNIX - 3 * 3600
     for _ in range(3):
         st.report()
     r1, r2, r3 = st.sent[1], st.sent[2], st.sent[3]
@@ -151,11 +154,11 @@ def test_gap_retried_then_lost_with_a_real_spool(tmp_path: Path, store: Store,
     _, reg = registry(tmp_path)
     spool_path = tmp_path / "spool.db"
     Spool(spool_path).close()  # the gateway's spool, created as the gateway does
-    queue = GatewayQueue(spool_path)
     st = SimStation(SID)
     for _ in range(3):
         st.report()
     clock = Clock(c.EPOCH_UNIX + st.clock + 60)
+    queue = GatewayQueue(spool_path, clock)
     store.sync_stations(reg.stations.values())
     watch = Watch(store, None, clock, None, queue.queue_command, queue.command_result, policy=POLICY)
     store_frames(store, watch, [st.sent[1], st.sent[3]], clock.t)
@@ -168,6 +171,9 @@ def test_gap_retried_then_lost_with_a_real_spool(tmp_path: Path, store: Store,
             watch = Watch(store, None, clock, None, queue.queue_command, queue.command_result, policy=POLICY)
     cmds = Spool(spool_path, readonly=True).commands(SID)
     assert [k.op for k in cmds] == [RESEND] * 3 and len({json.dumps(k.args) for k in cmds}) == 1
+    # each request expires when the next one is due (queued on the center's clock)
+    assert [k.expires - k.queued for k in cmds] == [1800.0] * 3
+    assert [k.queued for k in cmds] == [cmds[0].queued + 1800 * i for i in range(3)]
     assert {g.state for g in store.gaps(station=SID)} == {"lost"}
     # hydrolink center --gaps lists them (text and JSON Lines)
     assert main(["center", "--db", store.url, "--gaps"]) == 0
