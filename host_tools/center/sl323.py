@@ -29,7 +29,8 @@ Fields filled, and how:
 Only usable readings (quality good, suspect, manual, maintenance) are written.
 STCD is the station id as eight digits (``00001001``); an id above 99,999,999 does
 not fit SL 323's CHAR(8) and is refused. TM is the station's local time without a
-zone (SL 323 stores Beijing time for Chinese stations).
+zone (SL 323 stores Beijing time; a station without a ``timezone`` is taken as
+Asia/Shanghai here).
 """
 
 from __future__ import annotations
@@ -172,7 +173,8 @@ def fill(store: Any, to_url: str, stations: Sequence[int], start: int, end: int)
 
 def _fill_station(store: Any, target: _Target, meta: StationMeta, start: int, end: int) -> int:
     code = stcd(meta.station)
-    tz = zone(meta.timezone or "Asia/Shanghai")
+    tzname = meta.timezone or "Asia/Shanghai"  # SL 323 keeps Beijing time
+    tz = zone(tzname)
     sqltz = _sqltime(target)
     now = sqltz(dt.datetime.now(tz).replace(tzinfo=None, microsecond=0))
     k = kind(meta)
@@ -187,10 +189,9 @@ def _fill_station(store: Any, target: _Target, meta: StationMeta, start: int, en
             if usable(r) and r[1] > 0:
                 tm = sqltz(_tm(int(r[0]), tz))
                 rows[tm] = [code, tm, round(float(r[1]), 1), intv(interval), None]
-        first = rain_day_of(start + 1, meta.timezone or "UTC", meta.rain_day_start_hour)
-        last = rain_day_of(end, meta.timezone or "UTC", meta.rain_day_start_hour)
-        for day in daily_totals(rain, interval, meta.timezone or "UTC", first, last,
-                                meta.rain_day_start_hour):
+        first = rain_day_of(start + 1, tzname, meta.rain_day_start_hour)
+        last = rain_day_of(end, tzname, meta.rain_day_start_hour)
+        for day in daily_totals(rain, interval, tzname, first, last, meta.rain_day_start_hour):
             if day.end > end:
                 continue  # that day is not over within the range asked for
             tm = sqltz(_tm(day.end, tz))
