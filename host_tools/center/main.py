@@ -43,6 +43,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="run gaps, center alarms and QC in this worker (default: on, off with --share: "
                         "run it in exactly one worker)")
     p.add_argument("--watch-every", type=float, default=10.0, metavar="S", help="watch period in seconds (10)")
+    p.add_argument("--gap-delay", type=float, default=600.0, metavar="S",
+                   help="request a gap once it is this old (600)")
+    p.add_argument("--gap-retry", type=float, default=1800.0, metavar="S",
+                   help="send a request again after S seconds without its data (1800; at least two report periods)")
+    p.add_argument("--gap-attempts", type=int, default=3, metavar="N", help="requests before a gap is lost (3)")
     p.add_argument("--json", action="store_true", help="with --status: JSON")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     p.add_argument("--log-format", default="text", choices=("text", "json"))
@@ -96,6 +101,10 @@ def cmd_center(argv: list[str]) -> int:
         if args.batch < 1 or args.batch_ms < 0:
             print("hydrolink: --batch must be 1 or more and --batch-ms 0 or more", file=sys.stderr)
             return 2
+        if args.gap_delay < 0 or args.gap_retry <= 0 or args.gap_attempts < 1 or args.watch_every < 0:
+            print("hydrolink: --gap-delay must be 0 or more, --gap-retry above 0, --gap-attempts 1 or more "
+                  "and --watch-every 0 or more", file=sys.stderr)
+            return 2
         if args.gateway_spool and not Path(args.gateway_spool).is_file():
             print(f"hydrolink: --gateway-spool {args.gateway_spool}: no such file; give the gateway's "
                   "spool (its --spool)", file=sys.stderr)
@@ -109,13 +118,15 @@ def cmd_center(argv: list[str]) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from .gaps import GapPolicy
     from .receiver import Center
 
     setup_logging(args.log_level, args.log_format)
     center = Center(args.db, args.mqtt, registry=args.registry, share=args.share, client_id=args.client_id,
                     protocol=args.mqtt_version, batch_max=args.batch, batch_wait=args.batch_ms / 1000,
                     topic_prefix=args.topic_prefix, gateway_spool=args.gateway_spool,
-                    watch=not args.share if args.watch is None else args.watch, watch_every=args.watch_every)
+                    watch=not args.share if args.watch is None else args.watch, watch_every=args.watch_every,
+                    gap_policy=GapPolicy(args.gap_delay, args.gap_retry, args.gap_attempts))
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())

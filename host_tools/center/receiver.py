@@ -37,6 +37,7 @@ from paho.mqtt.properties import Properties
 from ..gateway.config import MqttTarget, parse_mqtt_url
 from ..registry import load_registry
 from .db import StoreError
+from .gaps import GapPolicy
 from .messages import PREFIX, convert_all, topics
 from .model import Batch
 from .store import Store, open_store
@@ -60,7 +61,7 @@ class Center:
                  protocol: str = "5", batch_max: int = 500, batch_wait: float = 0.05,
                  inflight: int = 5000, session_expiry: int = 7 * 86400, status_every: float = 5.0,
                  topic_prefix: str = PREFIX, watch: bool = False, gateway_spool: str | Path | None = None,
-                 watch_every: float = 10.0) -> None:
+                 watch_every: float = 10.0, gap_policy: GapPolicy | None = None) -> None:
         if share and protocol != "5":
             raise ValueError("--share needs MQTT 5 (shared subscriptions)")
         self.db_url, self.target = db_url, parse_mqtt_url(mqtt_url)
@@ -81,7 +82,7 @@ class Center:
         self._client = self._make_client()
         # gaps, center alarms, QC flags (host_tools/center/watchtask.py), on this worker's clock
         self.watch = WatchTask(clock, self._publish, gateway_spool=gateway_spool, every=watch_every,
-                               topic_prefix=topic_prefix) if watch else None
+                               policy=gap_policy, topic_prefix=topic_prefix) if watch else None
         self._stored: list[Any] = []  # the last committed batch's readings, for the watch
         self.started = clock()
 
