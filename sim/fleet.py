@@ -59,6 +59,7 @@ class Options:
     progress: bool = True
     broker: str = "auto"
     db: str | None = None  # the center store's URL (default: SQLite in the work dir)
+    sync_ms: int = HOUR_MS  # boards wait for each other this often (the gateway sees one fleet time)
 
 
 class FleetBoard(VBoard):
@@ -94,6 +95,7 @@ class Fleet:
             sid = rng.choice(self.specs).sid
             self.cuts[sid].append(int(rng.uniform(0.1, 0.95) * self.end_ms))
         events = [Event(d * DAY_MS, "day") for d in range(1, int(opts.days) + 1)]
+        events += [Event(t, "tick") for t in range(opts.sync_ms, self.until_ms, opts.sync_ms) if t % DAY_MS]
         for _ in range(opts.gateway_restarts):
             events.append(Event(int(rng.uniform(0.1, 0.95) * self.end_ms), "gateway_kill"))
         for o in opts.outages:
@@ -189,6 +191,7 @@ class Fleet:
         self.wall = time.monotonic()
         o = self.o
         reg_path = self.dir / "stations.toml"
+        reg_path.touch(mode=0o600)
         reg_path.write_text("\n".join(s.registry_toml() for s in self.specs))
         registry = load_registry(reg_path)
         mqtt = o.mqtt

@@ -23,8 +23,8 @@ def _series(f: Fleet, sid: int, element: str) -> tuple[list[float], list[float]]
     return [p[0] for p in pts], [float(p[1]) for p in pts if p[1] is not None]
 
 
-def _dt(ts: list[float]) -> list[datetime]:
-    return [datetime.fromtimestamp(t, UTC) for t in ts]
+def _dt(ts: list[float]) -> Any:
+    return [datetime.fromtimestamp(t, UTC) for t in ts]  # matplotlib takes datetimes as x
 
 
 def _hourly(ts: list[float], vs: list[float]) -> tuple[list[float], list[float]]:

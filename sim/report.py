@@ -54,6 +54,7 @@ class StationReport:
     power_cuts: int = 0
     boots: int = 0
     lost_keys: list[list[Any]] = field(default_factory=list)
+    alarms_missed: list[list[Any]] = field(default_factory=list)  # (kind, time) in the truth, not at the center
 
 
 @dataclass
@@ -215,9 +216,11 @@ def _alarms(f: Fleet, spec: StationSpec, end_s: int, r: StationReport) -> None:
     lat = []
     for kind, t in truth:
         u = EPOCH_UNIX + t
-        match = [a for a in got if a.kind == kind and u - 2 * RECORD_S <= a.time <= u + 4 * RECORD_S]
+        match = [a for a in got if a.kind == kind and u - 24 * RECORD_S <= a.time <= u + 12 * RECORD_S]
         if match:
             lat.append(min(_arrival(f, a.received) - min(u, a.time) for a in match))
+        else:
+            r.alarms_missed.append([kind, u])
     r.alarms_truth = len(truth)
     r.alarms_arrived = len(lat)
     r.alarm_latency_max_s = round(max(lat), 1) if lat else None
@@ -236,7 +239,7 @@ def _fleet_faults(f: Fleet) -> list[str]:
     for sid, cuts in sorted(f.cuts.items()):
         out += [f"{sid} power cut day {c / DAY_MS:.2f}" for c in sorted(cuts)]
     for e in f.done_events:
-        if e.what != "day":
+        if e.what not in ("day", "tick"):
             out.append(f"{e.what.replace('_', ' ')} day {e.ms / DAY_MS:.2f}")
     for o in f.o.outages:
         if o.kind == "link":
