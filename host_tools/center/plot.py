@@ -236,7 +236,11 @@ def _gaps(p: Panel, ax_r: Any, ax_l: Any, start: int, end: int, ys: tuple[float,
     the bottom, at least a pixel wide, so scattered single readings do not grey a year."""
     short = (end - start) / 200
     least = (end - start) / 1200
-    spans = [((g.start - p.interval_s) / 86400, (g.end - g.start + p.interval_s) / 86400) for g in p.gaps]
+    spans = []
+    for g in p.gaps:  # a missing reading at t leaves (t - interval, t] without data; clip to the plot
+        a, b = max(g.start - p.interval_s, start), min(g.end, end)
+        if b > a:
+            spans.append((a / 86400, (b - a) / 86400))
     long = [s for s in spans if s[1] * 86400 >= short]
     marks = [(a, max(w, least / 86400)) for a, w in spans if w * 86400 < short]
     ylo, yhi = ys
@@ -247,7 +251,8 @@ def _gaps(p: Panel, ax_r: Any, ax_l: Any, start: int, end: int, ys: tuple[float,
     if marks:
         ax_l.broken_barh(marks, (ylo, 0.05 * (yhi - ylo)), facecolors="#606060", zorder=3)
         n = sum(round(w * 86400 / p.interval_s) for _, w in spans if w * 86400 < short)
-        ax_l.plot([], [], color="#606060", linewidth=8, label=f"short gaps\n({n} readings)")
+        ax_l.plot([], [], color="#606060", linewidth=8,
+                  label=f"short gaps\n({n} reading{'' if n == 1 else 's'})")
 
 
 def load_panel(store: Any, station: int, start: int, end: int) -> Panel:
