@@ -82,3 +82,13 @@ def test_qc_errors_are_one_line(tmp_path: Path, store: Store, store_url: str) ->
                         "--by", "x"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert p.returncode == 1 and p.stderr.startswith("hydrolink: ") and "Traceback" not in p.stderr
     assert store.revisions(SID, "water_level", T0, T0 + 3000) == []
+
+
+def test_center_watch_flags_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = f"sqlite:///{tmp_path}/c.db"
+    for extra, text in ((["--gateway-spool", str(tmp_path / "none.db")], "no such file"),
+                        (["--gap-attempts", "0"], "--gap-attempts 1 or more"),
+                        (["--gap-retry", "0"], "--gap-retry above 0")):
+        assert main(["center", "--db", db, "--mqtt", "mqtt://127.0.0.1:1", *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("hydrolink: ") and text in err and err.count("\n") == 1, err
