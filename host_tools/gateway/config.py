@@ -77,17 +77,24 @@ class Config:
     log_level: str = "info"
     log_format: str = "text"
     summary_interval: float = 300.0
+    # settings that came from the TOML file (name -> file), so an error names file and key
+    origin: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    def where(self, name: str) -> str:
+        """``FILE: key`` for a setting from the file, ``--flag`` for one from the command line."""
+        return f"{self.origin[name]}: {name}" if name in self.origin else (
+            "--" + name.replace("_", "-"))
 
     # ------------------------------------------------------------ derived
 
     def listen_address(self) -> tuple[str, int] | None:
-        return None if self.listen is None else host_port(self.listen, "--listen")
+        return None if self.listen is None else host_port(self.listen, self.where("listen"))
 
     def metrics_address(self) -> tuple[str, int] | None:
-        return None if self.metrics is None else host_port(self.metrics, "--metrics")
+        return None if self.metrics is None else host_port(self.metrics, self.where("metrics"))
 
     def mqtt_target(self) -> MqttTarget | None:
-        return None if self.mqtt is None else parse_mqtt_url(self.mqtt)
+        return None if self.mqtt is None else parse_mqtt_url(self.mqtt, self.where("mqtt"))
 
     def serial_specs(self) -> list[SerialSpec]:
         return [parse_serial(u, self) for u in self.serial]
@@ -110,19 +117,24 @@ class Config:
         if target and target.tls:
             tls_context(self.mqtt_ca, self.mqtt_cert, self.mqtt_key)
         for spec in self.serial_specs():
-            check_serial(spec)
+            check_serial(spec, self.where("serial"))
         if self.log_level not in ("debug", "info", "warning", "error"):
-            raise ConfigError(f"log level {self.log_level!r}: use debug, info, warning or error")
+            raise ConfigError(f"{self.where('log_level')} = {self.log_level!r}: use debug, info,"
+                              " warning or error")
         if self.log_format not in ("text", "json"):
-            raise ConfigError(f"log format {self.log_format!r}: use text or json")
-        if (self.idle_timeout <= 0 or self.max_connections < 1 or self.retain_days <= 0
-                or self.summary_interval <= 0):
-            raise ConfigError("idle timeout, max connections, retain days and summary interval"
-                              " must be positive")
+            raise ConfigError(f"{self.where('log_format')} = {self.log_format!r}: use text or"
+                              " json")
+        for name in ("idle_timeout", "max_connections", "retain_days", "summary_interval",
+                     "baudrate"):
+            value = getattr(self, name)
+            if value <= 0:
+                raise ConfigError(f"{self.where(name)} = {value}: must be positive")
         if self.spool_max_mb is not None and self.spool_max_mb <= 0:
-            raise ConfigError("--spool-max-mb must be positive")
+            raise ConfigError(f"{self.where('spool_max_mb')} = {self.spool_max_mb}: must be"
+                              " positive")
         if self.spool_reserve_mb < 0:
-            raise ConfigError("--spool-reserve-mb must be 0 (none) or more")
+            raise ConfigError(f"{self.where('spool_reserve_mb')} = {self.spool_reserve_mb}: must"
+                              " be 0 (none) or more")
 
 
 def tls_context(ca: str | None, cert: str | None, key: str | None) -> ssl.SSLContext:
@@ -146,16 +158,16 @@ def host_port(text: str, what: str) -> tuple[str, int]:
     return (host.strip("[]") or "0.0.0.0"), int(port)
 
 
-def parse_mqtt_url(url: str) -> MqttTarget:
+def parse_mqtt_url(url: str, what: str = "--mqtt") -> MqttTarget:
     u = urlsplit(url)
     if u.scheme not in ("mqtt", "mqtts"):
-        raise ConfigError(f"--mqtt {url!r}: use mqtt://[user:pass@]host[:port] or mqtts://...")
+        raise ConfigError(f"{what} {url!r}: use mqtt://[user:pass@]host[:port] or mqtts://...")
     if not u.hostname:
-        raise ConfigError(f"--mqtt {url!r}: no host")
+        raise ConfigError(f"{what} {url!r}: no host")
     try:
         port = u.port or (8883 if u.scheme == "mqtts" else 1883)
     except ValueError:
-        raise ConfigError(f"--mqtt {url!r}: bad port") from None
+        raise ConfigError(f"{what} {url!r}: bad port") from None
     return MqttTarget(
         u.hostname, port, u.scheme == "mqtts",
         unquote(u.username) if u.username else None,
@@ -181,9 +193,10 @@ def parse_serial(url: str, cfg: Config) -> SerialSpec:
     except ValueError:
         bad = next(f"{k}={v!r}" for k, v in mine.items() if k in ("baudrate", "baud",
                    "bytesize", "stopbits") and not _is_number(v)) if mine else ""
-        raise ConfigError(f"--serial {url!r}: {bad or 'a setting'} is not a number") from None
+        raise ConfigError(f"{cfg.where('serial')} {url!r}: {bad or 'a setting'} is not a"
+                          " number") from None
     if parity not in "NEOMS" or bytesize not in (5, 6, 7, 8) or stopbits not in (1, 1.5, 2):
-        raise ConfigError(f"--serial {url!r}: parity N/E/O/M/S, bytesize 5..8, stopbits 1/1.5/2")
+        raise ConfigError(f"{cfg.where('serial')} {url!r}: parity N/E/O/M/S, bytesize 5..8, stopbits 1/1.5/2")
     if baud <= 0:
         raise ConfigError(f"--serial {url!r}: baud rate must be positive")
     return SerialSpec(
@@ -200,7 +213,7 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def check_serial(spec: SerialSpec) -> None:
+def check_serial(spec: SerialSpec, what: str = "--serial") -> None:
     """What pyserial can tell without opening the port: the URL's scheme and options
     (a device that is missing is not an error here; the gateway retries it)."""
     import serial
@@ -215,7 +228,7 @@ def check_serial(spec: SerialSpec) -> None:
         why = (str(e).splitlines() or [""])[0]
         if isinstance(e, TypeError) or not why:  # pyserial's parsers fail this way on no port
             why = "not a usable URL (socket://HOST:PORT, rfc2217://HOST:PORT, a device path)"
-        raise ConfigError(f"--serial {spec.url!r}: {why}") from None
+        raise ConfigError(f"{what} {spec.url!r}: {why}") from None
 
 
 def _flag(v: str | None, default: bool) -> bool:
@@ -346,8 +359,9 @@ def parse_gateway_args(argv: list[str]) -> tuple[Config, bool]:
     path = ns.pop("config", None)
     if path:
         values.update(load_toml(path))
+    origin = {k: str(path) for k in values if k not in ns}
     values.update(ns)
-    cfg = Config(**values)
+    cfg = Config(**values, origin=origin)
     if not status:
         cfg.check()
     return cfg, status

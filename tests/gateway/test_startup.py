@@ -116,3 +116,19 @@ def test_client_ids_differ_per_spool_and_a_taken_session_is_reported(
     b.start()
     line = a.wait_log("mqtt session taken over", 20)
     assert "'same-id'" in line and "--mqtt-client-id" in line
+
+
+def test_a_bad_value_in_the_toml_file_names_the_file_and_the_key(
+        tmp_path: Path, registry: Path) -> None:
+    conf = tmp_path / "gateway.toml"
+    conf.write_text(f'[gateway]\nregistry = "{registry}"\nlisten = "127.0.0.1:0"\n'
+                    "max_connections = -5\nmqtt = \"mqtt://localhost:1883\"\n")
+    _one_line_exit_2(hydrolink("gateway", "--config", str(conf)),
+                     f"{conf}: max_connections = -5: must be positive")
+    conf.write_text(f'[gateway]\nregistry = "{registry}"\nlisten = "127.0.0.1:0"\n'
+                    'serial = ["/dev/ttyS9?baudrate=fast"]\n')
+    _one_line_exit_2(hydrolink("gateway", "--config", str(conf)),
+                     f"{conf}: serial '/dev/ttyS9?baudrate=fast': baudrate='fast' is not a number")
+    # a flag overrides the file, and is named as the flag
+    _one_line_exit_2(hydrolink("gateway", "--config", str(conf), "--serial", "bogus://x",
+                               "--idle-timeout", "0"), "--serial 'bogus://x'")
