@@ -5,6 +5,9 @@ one row per expected interval from the station's record interval, a missing one 
 no value and quality ``missing``. Values are SI (elements.csv units) with the quality
 code of each (SPEC §5.3).
 
+JSON also carries ``statistics``: rain maxima over 1-24 h sliding windows, storms,
+rain-day totals, and level daily extremes and time above each stage.
+
 CSV: a metadata header (``#key,value`` rows: station, name, time zone, record
 interval, each element's unit, the quality codes), then one table with a UTC and a
 local time column and a value and quality column per element. UTF-8 with a byte
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import datetime as dt
 import io
 import json
 import sys
@@ -25,6 +29,7 @@ from collections.abc import Sequence
 from typing import IO, Any
 
 from host_tools.center.model import Revision
+from host_tools.center.rain import daily_totals, level_days, rain_day_of, storms, time_above, window_maxima
 from host_tools.center.series import QUALITY_CODES, Reading, SeriesMeta, regular
 from host_tools.center.views import (
     ViewError,
@@ -113,6 +118,47 @@ def to_json(series: Sequence[Series], start: int, end: int,
     return obj
 
 
+def statistics(series: Sequence[Series], start: int, end: int, rain_day_start_hour: int = 8,
+               dry_s: int = 6 * 3600, stages: dict[str, float] | None = None) -> dict[str, Any]:
+    """Rain and level statistics of the exported range (JSON-ready).
+
+    Rain: sliding 1-24 h maxima with start and end, storms (split by ``dry_s`` without
+    rain), rain-day totals; level: daily maximum, minimum and mean (local days) and
+    the time above each stage. Every total says whether its data were complete.
+    """
+    out: dict[str, Any] = {}
+    for meta, rows in series:
+        iv, tz = meta.interval_s, meta.timezone
+        if meta.element == "rain":
+            maxima = window_maxima(rows, iv)
+            first = rain_day_of(start + 1, tz, rain_day_start_hour)
+            last = rain_day_of(end, tz, rain_day_start_hour)
+            out["rain"] = {
+                "window_maxima": {f"{w // 3600}h": None if m is None else {
+                    "mm": m.total, "start": iso_utc(m.start), "end": iso_utc(m.end), "complete": m.complete}
+                    for w, m in maxima.items()},
+                "storms": [{"start": iso_utc(x.start), "end": iso_utc(x.end), "mm": x.total,
+                            "peak_mm": x.peak, "peak_time": iso_utc(x.peak_time), "complete": x.complete}
+                           for x in storms(rows, iv, dry_s)],
+                "rain_day_start_hour": rain_day_start_hour,
+                "days": [{"day": d.day.isoformat(), "mm": d.total, "expected": d.expected,
+                          "received": d.received, "complete": d.complete}
+                         for d in daily_totals(rows, iv, tz, first, last, rain_day_start_hour)],
+            }
+        elif meta.element == "water_level":
+            zone_ = zone(tz)
+            d0 = dt.datetime.fromtimestamp(start, zone_).date()
+            d1 = dt.datetime.fromtimestamp(end, zone_).date()
+            out["water_level"] = {
+                "days": [{"day": d.day.isoformat(), "max": d.max,
+                          "max_time": None if d.max_time is None else iso_utc(d.max_time),
+                          "min": d.min, "min_time": None if d.min_time is None else iso_utc(d.min_time),
+                          "mean": d.mean, "readings": d.readings} for d in level_days(rows, tz, d0, d1)],
+                "time_above_s": time_above(rows, stages or {}, iv),
+            }
+    return out
+
+
 def collect(store: Any, station: int, elements: Sequence[str], start: int, end: int) -> list[Series]:
     """Regular series of ``elements`` for one station from the store."""
     meta = station_meta(store, station)
@@ -181,7 +227,9 @@ def _export(a: argparse.Namespace) -> int:
         buf.write("\ufeff")  # a byte order mark: spreadsheets then read the UTF-8 names right
         write_csv(buf, series, tz, revs)
     elif a.format == "json":
-        buf.write(json.dumps(to_json(series, start, end, revs), ensure_ascii=False, indent=1) + "\n")
+        obj = to_json(series, start, end, revs)
+        obj["statistics"] = statistics(series, start, end, meta.rain_day_start_hour, stages=dict(meta.stages))
+        buf.write(json.dumps(obj, ensure_ascii=False, indent=1) + "\n")
     else:
         from host_tools.center.waterml import document
 

@@ -186,3 +186,22 @@ def test_bad_input_is_one_line(filled: tuple[str, Store], capsys: pytest.Capture
     code, _, err = run(capsys, "export", "--db", url, "--station", "1001", "--from", "2026-07-14",
                        "--to", "2026-07-14", "--format", "sl323")
     assert code == 2 and "--to-db" in err
+
+
+def test_json_statistics(filled: tuple[str, Store], capsys: pytest.CaptureFixture[str]) -> None:
+    url, _ = filled
+    code, out, _ = run(capsys, "export", "--db", url, "--station", "1001", "--from", "2026-07-14T08:05",
+                       "--to", "2026-07-15T08:00", "--format", "json")
+    assert code == 0
+    st = json.loads(out)["statistics"]
+    storm = st["rain"]["storms"]
+    assert len(storm) == 1 and storm[0]["mm"] == sum(vd.rain_mm(k) for k in range(289))
+    assert storm[0]["start"] == "2026-07-14T03:15:00Z" and storm[0]["end"] == "2026-07-14T05:45:00Z"
+    one = st["rain"]["window_maxima"]["1h"]
+    # the storm repeats 0.5, 1.0, 1.5, 2.0, 2.5 mm; the wettest hour has three 2.5 mm readings
+    assert one["mm"] == 19.5 and one["complete"]
+    day = st["rain"]["days"]
+    assert [d["day"] for d in day] == ["2026-07-14"] and not day[0]["complete"]
+    lv = st["water_level"]
+    assert lv["time_above_s"]["guarantee"] == 0 and lv["time_above_s"]["warning"] > 0
+    assert lv["days"][0]["max"] == 70.5
