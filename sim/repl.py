@@ -195,7 +195,11 @@ class PtyBoard:
         while not self._stop.is_set():
             self.boots.append(mode)
             t = time.monotonic()
-            mode = self._firmware() if mode == "firmware" else self._repl()
+            try:
+                mode = self._firmware() if mode == "firmware" else self._repl()
+            except Exception as e:  # noqa: BLE001 - the port must stay served: a board never hangs up
+                self.error = f"{type(e).__name__}: {e}"
+                mode = "repl"
             if time.monotonic() - t < 0.5:
                 time.sleep(0.2)  # a board that fails at once: not a busy loop
 
@@ -271,8 +275,8 @@ class PtyBoard:
             try:
                 b.run(self.run_ms)
                 self.error = None
-            except SimError as e:
-                self.error = str(e).splitlines()[0]
+            except Exception as e:  # noqa: BLE001 - SimError, or a lockstep message cut by a kill
+                self.error = (str(e).splitlines() or [type(e).__name__])[0]
             finally:
                 done.set()
 

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from host_tools.field.build import DEFAULT_OUT, fail
+from host_tools.field.build import DEFAULT_OUT, BuildFailed, fail
 from host_tools.field.plan import LAST, FlashError, Plan, Progress, make_plan
 
 CHUNK = 1024  # bytes per REPL write: small enough for a board's heap with raw-paste
@@ -47,7 +47,7 @@ def _transport(port: str) -> Any:
     from mpremote.transport import TransportError
     from mpremote.transport_serial import SerialTransport
     try:
-        t = SerialTransport(port, baudrate=115200)
+        t = SerialTransport(port, baudrate=115200, timeout=10)  # a board that dies never blocks us
         t.enter_raw_repl(soft_reset=False)
     except (TransportError, OSError) as e:
         raise FlashError(f"no board answers on {port} ({e}); check the cable and the port name "
@@ -223,7 +223,7 @@ def cmd_flash(argv: list[str]) -> int:
         else:
             bad = flash_port(plan, a.port, verify_only=a.verify_only, reset=not a.no_reset,
                              boot_timeout=a.boot_timeout)
-    except FlashError as e:
+    except (FlashError, BuildFailed) as e:
         return fail(str(e))
     if bad:
         print(f"hydrolink: the board does not match the build ({len(bad)} problem(s)); flash again:",
