@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from gateway.helpers import GatewayProc
+
 from protocol import codec
 
 from .flashkit import blank_image, board, hydrolink, key_of, ok, wait_for
