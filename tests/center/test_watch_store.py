@@ -172,7 +172,7 @@ def test_gap_retried_then_lost_with_a_real_spool(tmp_path: Path, store: Store,
     cmds = Spool(spool_path, readonly=True).commands(SID)
     assert [k.op for k in cmds] == [RESEND] * 3 and len({json.dumps(k.args) for k in cmds}) == 1
     # each request expires when the next one is due (queued on the center's clock)
-    assert [k.expires - k.queued for k in cmds] == [1800.0] * 3
+    assert [(k.expires or 0) - k.queued for k in cmds] == [1800.0] * 3
     assert [k.queued for k in cmds] == [cmds[0].queued + 1800 * i for i in range(3)]
     assert {g.state for g in store.gaps(station=SID)} == {"lost"}
     # hydrolink center --gaps lists them (text and JSON Lines)
