@@ -129,6 +129,8 @@ class VBoard:
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
+        # the VM runs with its working directory here: a relative path would not resolve
+        self.workdir = Path(self.workdir).resolve()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.image = self.workdir / "flash.img"
         self.mpy = self.workdir.parent / "mpy"
