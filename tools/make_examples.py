@@ -84,7 +84,8 @@ def main() -> int:
     capture = b"".join(data for _, _, data in tape)
     (OUT / "capture.bin").write_bytes(capture)
     # the same frames as JSON Lines (what decode prints; what encode reads)
-    lines, kinds = [], {}
+    lines: list[str] = []
+    kinds: dict[str, int] = {}
     for item in codec.Deframer().feed(capture):
         assert not isinstance(item, Exception), item
         frame = codec.decode_frame(item, registry.keys)
