@@ -5,10 +5,11 @@ back beyond a band on the other side, so a value hovering at the threshold raise
 alarm, not one per tick. Silence raises when nothing was received for
 ``silent_intervals`` record intervals and clears when data comes again.
 
-Silence is counted in the station's *report* period, not its record interval: a station
-recording every 5 min usually reports hourly (firmware default), so three record intervals
-without a message is normal. The period is learned from when its reports arrived
-(:func:`report_period`); until it is known, the record interval is used.
+Silence: a station is silent when its next report is ``silent_intervals`` record intervals
+overdue, i.e. nothing arrived for one report period plus that many intervals. A station
+recording every 5 min usually reports hourly (the firmware default), so 15 min without a
+message is normal; 75 min is not. The report period is learned from when its reports
+arrived (:func:`report_period`); until it is known, the record interval is used.
 
 Alarm kinds (one active alarm per station and kind):
 ``silent``, ``battery_low``, ``stage_<name>`` for each registry stage (action, warning,
@@ -80,9 +81,11 @@ class AlarmRules:
         self.alarms = {k: float(v) for k, v in alarms.items()}
         self.config = config or AlarmConfig()
 
-    def silent_after(self, period_s: float) -> float:
-        """Seconds without any message after which the station counts as silent."""
-        return self.alarms.get("silent_intervals", self.config.silent_intervals) * period_s
+    def silent_after(self, interval_s: int, period_s: float | None = None) -> float:
+        """Seconds without any message after which the station counts as silent: one report
+        period (at least one interval) and ``silent_intervals`` record intervals more."""
+        n = self.alarms.get("silent_intervals", self.config.silent_intervals)
+        return max(interval_s, period_s or 0) + n * interval_s
 
     def evaluate(self, snap: Snapshot, active: Collection[str]) -> list[AlarmEvent]:
         """The alarms that change state at ``snap.now``, given the kinds active before."""
@@ -97,7 +100,7 @@ class AlarmRules:
 
         if snap.last_received is not None:
             period = max(snap.interval_s, snap.period_s or 0)
-            limit = self.silent_after(period)
+            limit = self.silent_after(snap.interval_s, snap.period_s)
             quiet = snap.now - snap.last_received
             was = "silent" in active
             # Raised past the limit; cleared by data received again (within one period).

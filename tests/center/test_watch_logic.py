@@ -150,11 +150,12 @@ def _run(rules: AlarmRules, snaps: list[Snapshot]) -> list[tuple[float, str, str
 
 def test_silence_raised_after_the_intervals_and_cleared_by_data() -> None:
     r = _rules()
-    snaps = [Snapshot(now, IV, last_received=1000) for now in range(1000, 2000, 60)]
-    snaps += [Snapshot(2000, IV, last_received=1990), Snapshot(2060, IV, last_received=1990)]
-    assert _run(r, snaps) == [(1900, "silent", "raised"), (2000, "silent", "cleared")]
-    assert r.silent_after(IV) == 900
-    assert AlarmRules({}, {}).silent_after(60) == 180  # default 3 intervals
+    # the next reading was due at 1300: silent 3 intervals after that
+    snaps = [Snapshot(now, IV, last_received=1000) for now in range(1000, 2400, 60)]
+    snaps += [Snapshot(2400, IV, last_received=2390), Snapshot(2460, IV, last_received=2390)]
+    assert _run(r, snaps) == [(2200, "silent", "raised"), (2400, "silent", "cleared")]
+    assert r.silent_after(IV) == 1200 and r.silent_after(IV, 3600.0) == 4500
+    assert AlarmRules({}, {}).silent_after(60) == 240  # default 3 intervals
 
 
 def test_level_stages_with_hysteresis_do_not_flap() -> None:
@@ -240,9 +241,9 @@ def test_report_period_learned_and_hourly_reports_are_not_silence() -> None:
     snaps = [Snapshot(now, IV, last_received=3600.0 * (now // 3600), period_s=3600.0)
              for now in range(3600, 6 * 3600, 60)]
     assert _run(r, snaps) == []
-    # ... 3 report periods do
-    quiet = [Snapshot(3600.0 * k, IV, last_received=3600.0, period_s=3600.0) for k in range(1, 6)]
-    assert _run(r, quiet) == [(4 * 3600.0, "silent", "raised")]
+    # ... a report 3 intervals overdue is
+    quiet = [Snapshot(3600.0 + 60 * k, IV, last_received=3600.0, period_s=3600.0) for k in range(1, 100)]
+    assert _run(r, quiet) == [(3600.0 + 4500, "silent", "raised")]
 
 
 @settings(max_examples=200, deadline=None)

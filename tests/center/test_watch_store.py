@@ -246,15 +246,16 @@ def test_center_alarms_stored_and_published(tmp_path: Path, store: Store, mosqui
     kinds = [(a.kind, a.state) for a in store.center_alarms(station=SID)]
     assert kinds == [("stage_warning", "active"), ("battery_low", "active"), ("stage_flood_limit", "active"),
                      ("rain_1h", "active")]
-    # then the station falls silent: raised after 3 intervals without data, not before
-    last = clock.t
-    clock.t = last + 5 + 899 - 10
+    # then the station falls silent: raised when its next report (every 5 min here, as
+    # learned from the arrivals) is 3 intervals overdue, not before
+    received = clock.t - 5
+    clock.t = received + 1199
     watch.tick()
     assert "silent" not in {a.kind for a in store.center_alarms(SID, active_only=True)}
-    clock.t = last + 900
+    clock.t = received + 1200
     watch.tick()
     silent = [a for a in store.center_alarms(SID, active_only=True) if a.kind == "silent"]
-    assert len(silent) == 1 and silent[0].threshold == 900
+    assert len(silent) == 1 and silent[0].threshold == 1200 and watch.period[SID] == 300
     assert store.ack_center_alarm(silent[0].id, "duty officer Li")
     # data again: silence clears; the level fell: flood limit and warning clear
     t = t0 + 300 * 12
