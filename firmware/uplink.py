@@ -30,6 +30,18 @@ _OFF = const(6)  # MAX_WIRE + 1 - MAX_FRAME: room for COBS overhead and the 0x00
 # records no values before its clock reaches it or is synced. 2025-01-01: the
 # simulations run in 2025-08. Raise it with each release.
 FLOOR = const(31622400)
+# Wrong clocks (a gateway PC that lost its RTC, NTP not yet synced): once the
+# clock has been set since boot, a correction bigger than _HOLD_S (and, with
+# a clock past FLOOR, one bigger than _FAR_S at any time) is held until
+# _CONFIRM ACKs in a row, spanning _HOLD_SPAN_S, agree on it; a step
+# back never re-records a mark already recorded (the sampler's last mark is
+# kept: marks up to it are skipped, the tips carry over), so no (element,
+# time) gets a second value and no alarm fires again. The gateway refuses to
+# serve its own time while it is implausible (host_tools/gateway/pipeline.py).
+_HOLD_S = const(900)
+_CONFIRM = const(3)
+_HOLD_SPAN_S = const(21600)
+_FAR_S = const(2592000)  # 30 days: held even as the first correction since boot
 
 
 class Uplink:
@@ -57,6 +69,9 @@ class Uplink:
         self.urgent = False
         self.sleeping = _NONE  # what the timer is doing: 1 idle, 2 holdoff/backoff, 3 ACK wait
         self.synced = False
+        self.hold_off = 0  # a big correction waiting for confirmation (station - host),
+        self.hold_n = 0  # the ACKs in a row that agreed on it,
+        self.hold_t = 0  # and the station time of the first of them
         self.reboot_seq = 0
         self.reboot_tries = 0
         self.ahead = -1  # seq of the report sent ahead of failed frames,
@@ -255,16 +270,37 @@ class Uplink:
     def _clock(self, host_t):
         # correct the clock from the ACK's UTC time when off by more than
         # the threshold; the offset (station minus host) is logged and reported
+        t = self.board.time()
+        off = t - host_t
+        thr = self.app.cfg["clock_sync_threshold_s"]
+        if -thr <= off <= thr:
+            self.hold_n = 0
+            self.synced = True
+            return
+        was = self.synced
+        if t >= FLOOR and ((was and (off > _HOLD_S or -off > _HOLD_S)) or off > _FAR_S or -off > _FAR_S):
+            if self.hold_n and -thr <= off - self.hold_off <= thr:
+                self.hold_n += 1
+            else:
+                self.hold_off = off
+                self.hold_n = 1
+                self.hold_t = t
+            if self.hold_n < _CONFIRM or t - self.hold_t < _HOLD_SPAN_S:
+                self.app.log("clock: step of %d s held" % -off)
+                return
+        self.hold_n = 0
         self.synced = True
-        off = self.board.time() - host_t
-        if off > self.app.cfg["clock_sync_threshold_s"] or -off > self.app.cfg["clock_sync_threshold_s"]:
-            self.board.set_time(host_t)
-            st = self.store
-            st.clk = off
-            st.cnt[8] += 1
-            st.save()
-            self.app.log("clock: corrected by %d s" % -off)
-            self.app.retime(off)
+        self.board.set_time(host_t)
+        st = self.store
+        st.clk = off
+        st.cnt[8] += 1
+        st.save()
+        self.app.log("clock: corrected by %d s" % -off)
+        s = self.app.sampler
+        last = s.last_mark
+        self.app.retime(off)
+        if was and off > 0:
+            s.last_mark = last  # stepped back: the marks up to the last recorded are skipped
 
     def send_event(self, ft, enc):
         # alarm / status / test frame now

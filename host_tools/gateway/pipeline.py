@@ -38,6 +38,10 @@ from .state import SILENT_AFTER
 
 log = logging.getLogger("hydrolink.gateway")
 FLAG_BACKFILL = 8  # SPEC §5.4
+# A clock before the firmware's floor (firmware/uplink.py FLOOR: 2025-01-01) is no real
+# time; one more than CLOCK_VOTE_S off most stations that keep real time is this PC's fault.
+CLOCK_FLOOR_UNIX = EPOCH_UNIX + 31622400
+CLOCK_VOTE_S = 3600
 OFFSET_FRAMES = 8  # frames the clock offset estimate looks back over
 
 
@@ -84,6 +88,7 @@ class Pipeline:
         self.commands = commands
         self.window = window or ReplayWindow()
         self.clock = clock
+        self._vote_at, self._suspect = -1e18, False  # the clock check of _ack_time, cached 10 s
 
     def set_registry(self, registry: Registry) -> None:
         self.registry = registry
@@ -169,6 +174,21 @@ class Pipeline:
         st.last_seen = received
         st.link = link
 
+    def _ack_time(self, station: int, now: float) -> int:
+        """The ACK's time (the station sets its clock from it). While this gateway's clock is
+        implausible (before the floor, or off most stations' real clocks, two at least, by more
+        than an hour) the station's own time is served instead: a wrong PC clock steps no station."""
+        if abs(now - self._vote_at) >= 10:
+            good = [s.clock_offset for s in self.stats.stations.values()
+                    if s.clock_offset is not None and s.last_seen + s.clock_offset >= CLOCK_FLOOR_UNIX]
+            wrong = sum(1 for o in good if abs(o) > CLOCK_VOTE_S)
+            self._vote_at, self._suspect = now, now < CLOCK_FLOOR_UNIX or (wrong >= 2 and 2 * wrong > len(good))
+        st = self.stats.stations.get(station)
+        off = None if st is None else st.clock_offset
+        if self._suspect and st is not None and off is not None and st.last_seen + off >= CLOCK_FLOOR_UNIX:
+            now += off  # the station's own clock, as its last frame showed it
+        return int(now) - EPOCH_UNIX
+
     def ack(self, station: int, seq: int) -> tuple[bytes, tuple[int, ...]]:
         """The wire bytes of the ACK for ``seq`` (gateway UTC time, waiting commands),
         and the ids of the commands it carries."""
@@ -176,7 +196,7 @@ class Pipeline:
         if key is None:  # removed from the registry between check and ACK
             raise Malformed(f"station {station} left the registry")
         wall = self.clock()
-        now = int(wall) - EPOCH_UNIX
+        now = self._ack_time(station, wall)
         commands = self.commands.for_ack(station, wall)
         while True:
             try:
