@@ -230,6 +230,9 @@ class Watch:
             nxt = self.tracker.step(g, now, self._present(g), rules.interval_s, result, self.retry_s(g.station))
             if nxt is None:
                 continue
+            if nxt.state == REQUESTED and nxt.command_id is None and self.queue_command is None:
+                self.tracker.gaps[g.key] = g  # nobody to ask (no gateway spool): stays detected
+                continue
             changed += 1
             if nxt.state == REQUESTED and nxt.command_id is None:
                 to_request.setdefault(g.station, []).append(nxt)
@@ -238,10 +241,7 @@ class Watch:
                 log.info("gap %s", nxt.state, extra={"fields": _gap_fields(nxt)})
         requests = 0
         for sid, gaps in to_request.items():
-            if self.queue_command is None:
-                for g in gaps:
-                    self._save(g)  # requested state shows it is due; nobody can send it
-                continue
+            assert self.queue_command is not None
             for a, b, group in resend_plan(gaps, self.rules[sid].interval_s):
                 cid = self.queue_command(sid, RESEND, [a - EPOCH_UNIX, b - EPOCH_UNIX], now + self.retry_s(sid))
                 requests += 1

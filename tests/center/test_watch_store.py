@@ -299,3 +299,23 @@ def test_qc_flags_set_by_the_watch_without_changing_values(tmp_path: Path, store
     assert flags[:5] == ["", "", "step", "range,step", "step"]
     assert flags[-1] == "flat" and flags[5] == ""
     assert store.revisions(SID, "water_level", t0, t0 + 300 * len(values)) == []
+
+
+def test_without_a_gateway_spool_gaps_are_tracked_not_requested(tmp_path: Path, store: Store) -> None:
+    _, reg = registry(tmp_path)
+    t0 = 1_780_000_200
+    clock = Clock(t0 + 3600)
+    watch = Watch(store, reg, clock, policy=POLICY)
+    batch = [ObsRow(SID, "rain", t0 + 300 * i, 0.0, "good", t0 + 3600) for i in (0, 1, 5, 6)]
+    store.upsert_observations(batch)
+    watch.on_batch(batch)
+    watch.tick()
+    clock.t += 3 * 3600
+    assert watch.tick()["requests"] == 0
+    assert [(g.start, g.end, g.state, g.command_id) for g in store.gaps(SID)] == [
+        (t0 + 600, t0 + 1200, "detected", None)]
+    late = [ObsRow(SID, "rain", t0 + 300 * i, 0.0, "good", clock.t) for i in (2, 3, 4)]
+    store.upsert_observations(late)
+    watch.on_batch(late)
+    watch.tick()
+    assert [g.state for g in store.gaps(SID)] == ["recovered"]
