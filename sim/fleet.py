@@ -29,6 +29,7 @@ from sim import weather
 from sim.broker import Broker
 from sim.center_sink import CenterSink
 from sim.gwhost import GatewayHost
+from sim.mpy import BuildError, build_mpy
 from sim.stations import StationSpec, fleet
 from sim.vboard import SimError, VBoard
 from sim.vlink import Outage, VLink
@@ -60,6 +61,19 @@ class Options:
     broker: str = "auto"
     db: str | None = None  # the center store's URL (default: SQLite in the work dir)
     sync_ms: int = HOUR_MS  # boards wait for each other this often (the gateway sees one fleet time)
+
+
+def _cached_mpy(dest: Path) -> None:
+    """Compile the firmware once per machine (a cache in the temp dir), copy it for this run."""
+    import getpass
+
+    cache = Path(tempfile.gettempdir()) / f"hydrolink-sim-mpy-{getpass.getuser()}"
+    try:
+        build_mpy(cache)
+    except BuildError as e:
+        raise SimError(str(e)) from None
+    if not dest.exists():
+        shutil.copytree(cache, dest)  # copy2 keeps the mtimes: build_mpy sees them current
 
 
 class FleetBoard(VBoard):
@@ -120,6 +134,7 @@ class Fleet:
         self.now_ms = 0  # the furthest any board has got: the center's clock
         self.store_url = opts.db or f"sqlite:///{self.dir / 'center.db'}"
         self.receiver: Any = None
+        self.phases: dict[str, float] = {}  # wall seconds: start (broker, center, gateway), boards, stop
 
     # ---- barriers -------------------------------------------------------
     def center_clock(self) -> float:
@@ -215,14 +230,19 @@ class Fleet:
             self.host = GatewayHost(self.dir, registry, mqtt, o.clock_error_s)
             self.host.fleet_t = EPOCH_UNIX + T0
             self.host.start()
+            self.phases["start"] = time.monotonic() - self.wall
             self._run_boards()
+            self.phases["boards"] = time.monotonic() - self.wall - self.phases["start"]
             self._drain()
         finally:
+            t = time.monotonic()
             self.close()
+            self.phases["stop"] = time.monotonic() - t
 
     def _run_boards(self) -> None:
         o = self.o
         assert self.host is not None
+        _cached_mpy(self.dir / "mpy")
         for s in self.specs:
             link = VLink(self.host, s.sid, T0, o.seed, loss=o.loss, ber=o.ber, latency_ms=o.latency_ms,
                          outages=[x for x in o.outages if x.kind == "link"], clean_from_ms=self.end_ms)

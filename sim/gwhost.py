@@ -20,6 +20,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
@@ -72,6 +73,8 @@ class GatewayHost:
         self.down = False  # gateway process down: bytes to it are lost
         self.gw: Gateway | None = None
         self.restarts = 0
+        self.deliver_s = 0.0  # wall time boards spent waiting on the gateway (bench/sim_speed.py)
+        self.delivers = 0
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="sim-gateway", daemon=True)
         logging.getLogger("hydrolink").setLevel(logging.ERROR)
@@ -139,7 +142,11 @@ class GatewayHost:
         """Bytes a board wrote at true time ``t_unix``; returns what the gateway sent back."""
         if self.down or self.gw is None:
             return []
-        return list(self.call(self._deliver(link, t_unix, data)))
+        t0 = time.perf_counter()
+        out = list(self.call(self._deliver(link, t_unix, data)))
+        self.deliver_s += time.perf_counter() - t0
+        self.delivers += 1
+        return out
 
     async def _deliver(self, link: SimLink, t_unix: float, data: bytes) -> list[bytes]:
         NOW.set(t_unix)
