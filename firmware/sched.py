@@ -36,8 +36,10 @@ class Timer:
 class Sched:
     def __init__(self, board):
         self.board = board
-        self.timers = []  # fixed after start: one Timer per task
+        self.timers = []  # fixed after start: one Timer per task (and the console's)
         self.wakes = 0
+        self.app = None  # the Station (station.py sets it)
+        self.console = None  # the technician console session's Timer while one is open
 
     def timer(self):
         t = Timer(self)
@@ -70,4 +72,15 @@ class Sched:
             # interrupt or incoming bytes), then fire what became due
             self.wakes += 1
             b.idle(dt)
+            if b.console:
+                # bytes on the console UART: wake the open session, or open
+                # one (console.py: imported now, dropped when it ends)
+                if self.console:
+                    self.console.cancel()
+                else:
+                    try:
+                        __import__("console").start(self)
+                    except MemoryError:
+                        b.read()
+                        b.write(b"console: no memory now, try again later\r\n")
             self._fire(b.ticks_ms())

@@ -31,6 +31,9 @@ def status(app):
     o = oldest_time(st)
     if o is not None:
         s[7] = o
+    e = st.extra.get("console")
+    if e:
+        s[13] = e  # the technician's changes at the console (console_set.py)
     return s
 
 
@@ -47,6 +50,8 @@ def send_status(app):
         return frame.encode_status(buf, app.station, seq, app.uplink.now(), app.key, s)
 
     app.uplink.send_event(frame.STATUS, enc)
+    if s.get(13):
+        del app.store.extra["console"]  # on their way (the frame is kept until its ACK)
 
 
 # ---- queue queries (store.py's records) --------------------------------------

@@ -46,6 +46,7 @@ class Station:
         st.extra["brown"] = brown
         st.save()
         self.sched = Sched(board)
+        self.sched.app = self
         self.gauge = sensors.RainGauge(cfg["debounce_ms"], cfg["stuck_ms"])
         self.level = sensors.make_level(cfg, board.adc, getattr(board, "rs485", None))
         self.sampler = sampler.Sampler(cfg, board.time())

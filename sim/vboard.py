@@ -39,6 +39,7 @@ B_FMT = struct.Struct("<iBI")
 EDGE_BUNDLE_MS = 40
 MAX_RX = 256  # link bytes per lockstep reply: the board's link buffer (boards/sim.py)
 PIN_HUNG = 2  # header pin byte: the level ADC hangs (bit 0: the rain switch is closed)
+PIN_CONSOLE = 4  # header pin byte: console bytes follow the link bytes (<H n, n bytes)
 WATCHDOG = 2  # reset cause after a watchdog reset (SPEC §8)
 SHUNT_OHM = 100  # the firmware's default shunt_ohm (firmware/config.py)
 
@@ -121,6 +122,7 @@ class VBoard:
     messages: int = 0
     writes: list[int] = field(default_factory=list)  # virtual ms of each link write
     wdt_ms: int = 0
+    console: Any = None  # sim.console_pty.ConsolePty: the console UART on a pty
     _wdt_due: int | None = None  # virtual ms at which the watchdog bites, if started
     _hangs: list[int] = field(default_factory=list)  # pending ADC hangs, virtual ms
     _rx: list[tuple[int, int, bytes]] = field(default_factory=list)  # heap (ms, n, bytes)
@@ -238,6 +240,8 @@ class VBoard:
             elif kind == b"I":
                 (dt,) = struct.unpack("<I", data)
                 target = self.vms + dt
+                if self.console is not None:  # paced while a technician types (sim/console_pty.py)
+                    target = self.console.pace(self.vms, min(target, self._next_event(), until_ms))
                 if kill_after >= 0:
                     proc.kill()
                     return "cut", 0
@@ -277,6 +281,9 @@ class VBoard:
                     proc.kill()
                     return "cut", 0
                 return self._bite(proc, self._wdt_due)
+            elif kind == b"K":
+                if self.console is not None:
+                    self.console.write(data)
             elif kind == b"C":
                 (off,) = struct.unpack("<i", data)
                 self.rtc_offset_s = off - self.t0
@@ -327,12 +334,15 @@ class VBoard:
         pin = int(w.pin_closed(self.vms))
         if self._hangs and self._hangs[0] <= self.vms:
             pin |= PIN_HUNG
+        con = self.console.take() if self.console is not None else b""
+        if con:
+            pin |= PIN_CONSOLE
         head = T_FMT.pack(self.vms, w.level_uv(self.vms, cfg.get("shunt_ohm", SHUNT_OHM),
                                                cfg.get("level_4ma_mm", 0),
                                                cfg.get("level_20ma_mm", 10000)),
                           w.battery(self.vms), w.temperature(self.vms), pin, len(edges), len(rx))
         offs = b"".join(struct.pack("<H", self.vms - t) for t in edges)
-        return head + offs + rx
+        return head + offs + rx + (struct.pack("<H", len(con)) + con if con else b"")
 
     # ---- reading the results -------------------------------------------------
     def flash(self) -> LittleFS:

@@ -16,6 +16,8 @@ from micropython import const
 import asyncio
 import gc
 import os
+import select
+import sys
 import time
 import machine
 
@@ -34,6 +36,7 @@ _RX = const(16)
 _EPOCH_2000 = const(757382400)  # hydrolink epoch (2024) - MicroPython epoch (2000), s
 _ACK_MS = const(30000)  # awake after a write: the default ack_timeout_s
 _SLICE_MS = const(20)  # awake idle polls the link and the rain pin this often
+_CON_MS = const(300000)  # awake after a console byte: the console session's idle timeout
 _BROWN_MV = const(11500)  # the default batt_shed_mv (the board is built before the config is read)
 
 NAME = "esp32"
@@ -107,6 +110,15 @@ class Board:
         self._wdt = None
         self._armed = -1  # EXT0 level armed: 0 low (open switch), 1 high (closed), -1 none
         self.cause = self._cause()
+        # the technician console (console.py) on the USB REPL UART, polled.
+        # A byte that comes while the chip is in light sleep is lost: the
+        # technician presses Enter again (the chip wakes at least every
+        # sample_interval); from the first byte on it stays awake _CON_MS.
+        # Ctrl-C still stops the firmware (the REPL, for mpremote)
+        self.console = 0  # console bytes waiting (0 or 1: polled); read(), write()
+        self._cp = select.poll()
+        self._cp.register(sys.stdin, select.POLLIN)
+        self._con_until = None
 
     def flag(self):
         return asyncio.ThreadSafeFlag()
@@ -138,14 +150,34 @@ class Board:
             esp32.wake_on_ext0(self.rain_pin.pin, esp32.WAKEUP_ANY_HIGH if want else esp32.WAKEUP_ALL_LOW)
             self._armed = want
 
+    def _con_poll(self):
+        if self._cp.poll(0):
+            self.console = 1
+            self._con_until = time.ticks_add(time.ticks_ms(), _CON_MS)
+        return self.console
+
+    def read(self):
+        # the console bytes waiting
+        out = bytearray()
+        while len(out) < 128 and self._cp.poll(0):
+            out += sys.stdin.buffer.read(1)
+        self.console = 0
+        return bytes(out)
+
+    def write(self, data):
+        sys.stdout.write(data)
+
     def idle(self, dt):
-        # sleep up to dt ms; returns early on a rain closure or link bytes
+        # sleep up to dt ms; returns early on a rain closure, link or console bytes
         link = self.link
-        if link.poll():
+        if link.poll() or self._con_poll():
             return
         if link.until is not None and time.ticks_diff(link.until, time.ticks_ms()) <= 0:
             link.until = None  # passed: cleared, as ticks_diff of an old one wraps after 6 days
-        if dt > 20 and link.until is None:
+        cu = self._con_until
+        if cu is not None and time.ticks_diff(cu, time.ticks_ms()) <= 0:
+            self._con_until = cu = None
+        if dt > 20 and link.until is None and cu is None:
             self._arm()
             armed = self._armed
             machine.lightsleep(dt)
@@ -158,7 +190,7 @@ class Board:
             # work; return as soon as bytes come in or the rain pin changes
             pin = self.rain_pin.pin
             lvl = pin.value()
-            while dt > 0 and not link.poll() and pin.value() == lvl:
+            while dt > 0 and not link.poll() and not self._con_poll() and pin.value() == lvl:
                 s = dt if dt < _SLICE_MS else _SLICE_MS
                 time.sleep_ms(s)
                 dt -= s

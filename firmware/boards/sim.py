@@ -117,6 +117,11 @@ class Board:
         self._vms = 0
         self.batt = 0
         self.temp = 0
+        # the console UART (a pty on the host, sim/console_pty.py): console
+        # bytes waiting in buf (made at the first byte: heap), read() and
+        # write() for firmware/console.py. Names the firmware has already (qstrs)
+        self.console = 0
+        self.buf = None
         self._send(_HELLO, b"")
         b = bytearray(_B_LEN)
         self._recv(b)
@@ -164,6 +169,27 @@ class Board:
         self.hung = pin & 2
         if nrx:
             self._recv(self.link._room(nrx))
+        if pin & 4:
+            mv = memoryview(self._out)
+            self._recv(mv[:2])
+            n = struct.unpack_from("<H", self._out)[0]
+            if self.buf is None:
+                self.buf = bytearray(128)  # the host sends at most 128 per step
+            c = self.buf
+            k = self.console
+            self._recv(memoryview(c)[k:k + n] if k + n <= len(c) else bytearray(n))  # full: lost
+            if k + n <= len(c):
+                self.console = k + n
+
+    # ---- console UART
+    def read(self):
+        # -> the console bytes waiting (bytes, maybe empty)
+        n = self.console
+        self.console = 0
+        return bytes(self.buf[:n]) if n and self.buf else b""
+
+    def write(self, data):
+        self._send(b"K", data)
 
     # ---- clocks
     def flag(self):

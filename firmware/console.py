@@ -1,0 +1,401 @@
+# hydrolink technician console on the board's console UART (ESP32: the USB
+# REPL port; sim board: a pty on the host, sim/console_pty.py). Imported by
+# the idle task (sched.py) when a byte arrives and dropped when the xsion
+# ends (exit, Ctrl-D, or _IDLE_MS without a key): its code costs heap only
+# while a technician is there. The xsion is one more asyncio task:
+# sampling and reporting go on while someone types.
+# Line editing on the board (echo, backspace, Ctrl-C clears the line), so a
+# plain terminal works (miniterm, screen); hydrolink console sends lines.
+# Every answer: lines of at most 80 columns, at most 22 of them, with
+# units; an error is one line "error: ..." that says what is allowed.
+# Read commands are here; writes (after the PIN) and dump are
+# console_set.py, loaded for one command.
+#
+# Names cost heap for good: every identifier and every string of 10
+# characters or less is interned (a qstr), and the pools double - past ~630
+# names the next pool is 7 KB, which a fragmented heap cannot give
+# (MemoryError). So: function names the firmware or MicroPython already
+# has (main, run, read, find, format, gmtime, load ...), words kept in long
+# strings and split at run time, no short literals. Measured by
+# tests/field/test_console_heap.py.
+from micropython import const
+import asyncio
+import gc
+import sys
+
+_IDLE_MS = const(300000)  # a xsion ends after 5 min without a key
+_LINE = const(78)
+_EPOCH_DAYS = const(19723)  # 2024-01-01 (hydrolink epoch) in days since 1970-01-01
+_FAILS = const(5)  # wrong PINs in a row before writes lock
+_LOCK_S = const(900)  # for 15 minutes
+
+_NEED = const((1 << 4) | (1 << 5) | (1 << 6) | (1 << 9) | (1 << 10) | (1 << 11))  # bit k: word k writes (PIN)
+# the texts, in one global under a name the firmware already has (each
+# global name is a qstr): words in long strings, split at run time
+_WORDS = const(0)  # command words, by index (run)
+_PROMPT = const(1)
+_ASK = const(2)
+_SUB = const(3)  # second words, the factory-reset answer, the values config set knows
+_KINDS = const(4)
+_POWER = const(5)
+_HELP = const(6)
+names = (
+    "help status read watch config calibrate clock queue dump send reboot factory-reset exit",
+    "\r\nhydrolink> ",
+    "\r\nPIN (digits): ",
+    "show set test level YES true false null",
+    "alarm: rain level_high level_rise level_low battery_low",
+    "normal shed critical",
+    "help                         this list",
+    "status                       station, clock, battery, queue, alarms, faults",
+    "read                         live sensor values",
+    "watch                        live values every second, any key stops",
+    "config show [KEY|PAGE]       configuration (pages 1..3, or one key)",
+    "config set KEY VALUE         change one key (PIN)",
+    "calibrate level METRES       level offset from a staff gauge reading (PIN)",
+    "clock show                   the board clock, UTC",
+    "clock set YYYY-MM-DD HH:MM:SS   set the clock, UTC (PIN)",
+    "queue                        queued readings: depth, oldest unsent, dropped",
+    "dump [--since TIME]          queued readings as CSV (TIME: UTC date [time])",
+    "send test                    send a test report now (PIN)",
+    "reboot                       restart the board (PIN)",
+    "factory-reset                default configuration, queue erased (PIN)",
+    "exit                         end the session (Ctrl-D too)",
+)
+
+
+def out(b, s):
+    b.write(s + names[_PROMPT][:2])  # CR LF
+
+
+def gmtime(t):
+    # hydrolink s -> "2025-08-25 10:05:00" (civil from days, H. Hinnant)
+    z = t // 86400 + _EPOCH_DAYS + 719468
+    e = z // 146097
+    d = z - e * 146097
+    y = (d - d // 1460 + d // 36524 - d // 146096) // 365
+    j = d - (365 * y + y // 4 - y // 100)
+    m = (5 * j + 2) // 153
+    dd = j - (153 * m + 2) // 5 + 1
+    m = m + 3 if m < 10 else m - 9
+    y += e * 400 + (1 if m <= 2 else 0)
+    s = t % 86400
+    return "%04d-%02d-%02d %02d:%02d:%02d UTC" % (y, m, dd, s // 3600, s // 60 % 60, s % 60)
+
+
+def load(data):
+    # "YYYY-MM-DD[ T]HH:MM[:SS]" or "YYYY-MM-DD" (UTC) -> hydrolink s, or None
+    try:
+        p = data.replace(chr(84), chr(32)).split()
+        y, m, d = [int(x) for x in p[0].split(chr(45))]
+        hms = [int(x) for x in p[1].split(chr(58))] if len(p) > 1 else [0, 0]
+        if len(hms) == 2:
+            hms.append(0)
+        if len(p) > 2 or not (1 <= m <= 12 and 1 <= d <= 31 and 0 <= hms[0] < 24
+                              and 0 <= hms[1] < 60 and 0 <= hms[2] < 60 and 2024 <= y < 2160):
+            return None
+    except (ValueError, IndexError):
+        return None
+    y -= 1 if m <= 2 else 0
+    e = y // 400
+    yoe = y - e * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    days = e * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468 - _EPOCH_DAYS
+    return days * 86400 + hms[0] * 3600 + hms[1] * 60 + hms[2]
+
+
+def format(v, n):
+    # a scaled integer as a decimal: format(12345, 3) = "12.345"; None: "--"
+    if v is None:
+        return "none (no value)"
+    s = "-" if v < 0 else ""
+    v = -v if v < 0 else v
+    f = 10 ** n
+    return ("%s%d.%0*d      " % (s, v // f, n, v % f)).rstrip()  # (a long literal: no qstr)
+
+
+def find(w, args):
+    # the cloxt word of args (edit distance), to suggest for a typo
+    best = None
+    bd = 99
+    for c in args:
+        p = list(range(len(c) + 1))
+        for i in range(len(w)):
+            q = [i + 1]
+            for j in range(len(c)):
+                q.append(min(p[j + 1] + 1, q[j] + 1, p[j] + (w[i] != c[j])))
+            p = q
+        if p[-1] < bd:
+            bd = p[-1]
+            best = c
+    return best
+
+
+# ---- the xsion ---------------------------------------------------------------
+
+
+def start(sched):
+    sched.console = sched.timer()
+    asyncio.create_task(main(sched.app, sched.console))
+
+
+async def main(app, t):
+    # the xsion; t: its Timer (the idle task cancels it when bytes come)
+    b = app.board
+    x = [bytearray(), None, False, 0, False]  # line, write awaiting the PIN, unlocked, last byte, confirm
+    try:
+        b.write("\r\nhydrolink station %d console; help lists the commands%s" % (
+            app.station, names[_PROMPT]))
+        idle = 0
+        while idle < _IDLE_MS:
+            data = b.read()
+            if not data:
+                t0 = b.ticks_ms()
+                await t.sleep_ms(_IDLE_MS - idle)
+                idle += b.ticks_ms() - t0
+                continue
+            idle = 0
+            if await feed(app, x, data):
+                break
+        out(b, "\r\nconsole closed")
+    finally:
+        s = app.sched
+        s.timers.remove(t)
+        s.console = None
+        for m in "console console_set pin config commands service".split():
+            try:
+                del sys.modules[m]
+            except KeyError:
+                pass
+        gc.collect()
+
+
+async def feed(app, x, data):
+    # typed bytes -> echo and whole lines; True: end the session
+    b = app.board
+    line = x[0]
+    echo = bytearray()
+    for c in data:
+        last = x[3]
+        x[3] = c
+        if c == 10 and last == 13:
+            continue  # CR LF: one line
+        if c == 13 or c == 10:
+            echo += b"\r\n"
+            b.write(echo)
+            echo = bytearray()
+            text = line.decode().strip()
+            line[:] = b""
+            try:
+                if await run(app, x, text):
+                    return True
+            except Exception as e:  # noqa: BLE001 - a bug or MemoryError in one command: say so, go on
+                out(b, "error: the command failed (%r); the station runs on" % e)
+            b.write(names[_ASK] if x[1] else names[_PROMPT])
+        elif c == 8 or c == 127:
+            if line:
+                line[:] = line[:-1]
+                echo += b"\b \b"
+        elif c == 3:
+            line[:] = b""
+            x[1] = None
+            echo += b"\r\nhydrolink> "  # (bytes: no qstr)
+        elif c == 4:
+            return True
+        elif 32 <= c < 127 and len(line) < _LINE:
+            line.append(c)
+            echo.append(42 if x[1] else c)  # a PIN shows as *
+    if echo:
+        b.write(echo)
+    return False
+
+
+def state(app):
+    # -> [wrong PINs in a row, locked until (hydrolink s), wrong PINs in all]
+    x = app.store.extra
+    p = x.get("pin")
+    if p is None:
+        p = x["pin"] = [0, 0, 0]
+    return p
+
+
+def holdoff(app):
+    # -> minutes writes stay locked after wrong PINs, or 0
+    left = state(app)[1] - app.board.time()
+    return left // 60 + 1 if left > 0 else 0
+
+
+def update(app, x, data):
+    # the line typed at the PIN prompt -> the write command to run now, or None
+    b = app.board
+    cmd = x[1]
+    x[1] = None
+    p = state(app)
+    import pin
+    ok = pin.check(app.cfg, data)
+    del sys.modules["pin"]
+    if ok:
+        x[2] = True
+        if p[0]:
+            p[0] = 0
+            app.store.save()
+        return cmd
+    p[0] += 1
+    p[2] += 1
+    if p[0] >= _FAILS:
+        p[0] = 0
+        p[1] = b.time() + _LOCK_S
+        out(b, "error: wrong PIN, %d in a row: writes are locked for 15 min" % _FAILS)
+    else:
+        out(b, "error: wrong PIN (%d of %d before writes lock for 15 min)" % (p[0], _FAILS))
+    app.store.save()
+    return None
+
+
+async def run(app, x, data):
+    # one command line; True: end the session
+    b = app.board
+    if x[4]:
+        x[4] = False
+        import console_set
+        return console_set.reset(app, data)
+    if x[1] is not None:
+        data = update(app, x, data)
+        if data is None:
+            return False
+    w = data.split()
+    if not w:
+        return False
+    args = names[_WORDS].split()
+    if w[0] not in args:
+        out(b, "error: unknown command '%s'; did you mean '%s'? (help lists them)" % (
+            w[0][:20], find(w[0], args)))
+        return False
+    k = args.index(w[0])
+    show = len(w) > 1 and w[1] == names[_SUB].split()[0]
+    if _NEED >> k & 1 and not show and not x[2]:
+        m = holdoff(app)
+        if m:
+            out(b, "error: writes locked after %d wrong PINs: try again in %d min" % (_FAILS, m))
+            return False
+        if not app.cfg.get("pin_hash"):
+            out(b, "error: no technician PIN on this board: set one with hydrolink provision")
+            return False
+        x[1] = data
+        return False
+    gc.collect()
+    if k == 0:
+        for h in names[_HELP:]:
+            out(b, h)
+    elif k == 1:
+        status(app)
+    elif k == 2:
+        read(app, None)
+    elif k == 3:
+        out(b, "watch: every second, any key stops")
+        while not b.console:
+            read(app, b.time())
+            await app.sched.console.sleep_ms(1000 - b.subsec_ms())
+        b.read()
+    elif k == 6 and show:
+        cstate(app)
+    elif k == 7:
+        depth(app)
+    elif k == 12:
+        return True
+    else:
+        import console_set
+        if k == 8:
+            await console_set.dump(app, w)
+        else:
+            console_set.run(app, x, k, w)
+        del sys.modules["console_set"]
+        try:
+            del sys.modules["config"]
+        except KeyError:
+            pass
+    return False
+
+
+# ---- the read-only commands -----------------------------------------------------
+
+
+def status(app):
+    b = app.board
+    st = app.store
+    import service
+    s = service.status(app)  # what the daily status report says
+    del sys.modules["service"]
+    up = app.uplink
+    c = st.cnt
+    out(b, "station %d   firmware %s   up %d h %d min   reset cause %d" % (
+        app.station, s[3], s[4] // 3600, s[4] // 60 % 60, s[5]))
+    out(b, "clock   %s, %s" % (gmtime(b.time()), "synced by the center" if up.synced else "not synced yet"))
+    out(b, "        offset at the last sync %+d s (station minus center), %d syncs" % (s[10], c[8]))
+    out(b, "battery %s V   logger %s degC   power %s" % (
+        format(s[1], 3), format(s[2], 1), names[_POWER].split()[app.pw.state]))
+    o = s.get(7)
+    out(b, "queue   %d readings unacknowledged, oldest %s, %d dropped" % (
+        s[6], gmtime(o) if o is not None else "none", c[6]))
+    a = up.ack
+    out(b, "last ACK %s   frames sent %d, ACKs %d, retries %d" % (
+        gmtime(a) if a else "none since boot", c[4], c[5], c[3]))
+    k = names[_KINDS].split()
+    al = [k[e[0]] for e in app.alarms.active()]
+    out(b, "alarms   %s" % (" ".join(al) if al else "none active"))
+    f = "rain gauge STUCK" if app.gauge.stuck else "none at the moment"
+    out(b, "faults  %s; sensor faults %d, bad downlink %d, watchdog resets %d" % (f, c[2], c[11], c[10]))
+    m = holdoff(app)
+    p = state(app)
+    out(b, "PIN     %d wrong in all, %d in a row; writes %s" % (
+        p[2], p[0], "LOCKED for %d min" % m if m else "need the PIN"))
+    out(b, "memory  %d B heap free, %d kB flash free" % (s[8], s[9] // 1024))
+
+
+def read(app, t):
+    # live values; t: a watch line at time t, None: the read answer
+    b = app.board
+    cfg = app.cfg
+    lv = "no level sensor"
+    ma = ""
+    if app.level is not None:
+        try:
+            lv = format(app.level.read_mm(), 3) + " m above datum"
+        except Exception as e:  # noqa: BLE001 - SensorError: say so, go on
+            lv = "FAULT (sensor error %s)" % (e.args[0] if e.args else "unknown")
+        ua = getattr(app.level, "ua", None)
+        if ua is not None:
+            ma = "   loop %s mA" % format(ua, 3)
+    g = app.gauge
+    tips = (g.count - g._taken) & 0x3FFFFFFF
+    rain = format(tips * cfg["tip_tenths"], 1)
+    bat = format(b.battery_mv(), 3)
+    tmp = format(b.temperature(), 1)
+    if t is not None:
+        out(b, "%s  level %s  rain %s mm  battery %s V  %s degC" % (gmtime(t)[11:19], lv, rain, bat, tmp))
+        return
+    out(b, "level    %s%s" % (lv, ma))
+    out(b, "rain     %s mm since the last record (%d tips of %s mm)%s" % (
+        rain, tips, format(cfg["tip_tenths"], 1), ", gauge STUCK" if g.stuck else ""))
+    out(b, "battery  %s V" % bat)
+    out(b, "logger   %s degC (inside the enclosure)" % tmp)
+
+
+def cstate(app):
+    b = app.board
+    out(b, "clock   %s (%d s since 2024-01-01)" % (gmtime(b.time()), b.time()))
+    out(b, "        %s; offset at the last sync %+d s (station minus center)" % (
+        "synced by the center" if app.uplink.synced else "not synced since boot", app.store.clk))
+
+
+def depth(app):
+    b = app.board
+    st = app.store
+    import service
+    o = service.oldest_time(st)
+    del sys.modules["service"]
+    out(b, "queue   %d readings unacknowledged (%d in flight in %d frames)" % (
+        st.depth(), sum([e[2] - e[1] for e in st.fl]), len(st.fl)))
+    out(b, "oldest unsent %s" % (gmtime(o) if o is not None else "none"))
+    out(b, "dropped %d readings in all (queue full), %d still to report" % (st.cnt[6], st.drop))
+    out(b, "kept    %d readings on flash, limit %d kB" % (st.tail - st.first * 256, st.max_segs * 4))
