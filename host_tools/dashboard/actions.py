@@ -152,7 +152,7 @@ async def queue_command(ctx: Ctx) -> Response:
     path = ctx.dash.gateway_spool
     if not path:
         raise Refused(409, ctx.t("no_spool"))
-    meta = await ctx.run(lambda: ctx.dash.stores.get().station(station))
+    meta = await ctx.run(ctx.dash.extra["stations"].get, station)
     if meta is None:
         raise Refused(404, f"no station {station}")
     try:

@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from . import actions, users, views
 from .csrf import Tokens
-from .database import Stores
+from .database import StationsCache, Stores
 from .overview import OverviewCache
 from .sessions import LoginLimiter, Sessions
 from .web import Dashboard
@@ -35,7 +35,7 @@ def create_app(db_url: str, *, no_auth: bool = False, gateway_spool: str | None 
                registry: Any = None, session_ttl_s: float = 8 * 3600,
                clock: Callable[[], float] = time.time, secure_cookies: bool = False,
                overview_ttl_s: float = 2.0, login_limit: int = 5,
-               login_window_s: float = 300.0) -> Starlette:
+               login_window_s: float = 300.0, stations_ttl_s: float = 10.0) -> Starlette:
     """The dashboard app on the center database at ``db_url``.
 
     ``no_auth``: nobody signs in and everyone is an operator, for a loopback address only;
@@ -50,6 +50,7 @@ def create_app(db_url: str, *, no_auth: bool = False, gateway_spool: str | None 
         secure_cookies=secure_cookies, gateway_spool=gateway_spool, registry=registry,
         clock=clock)
     dash.extra["overview"] = OverviewCache(stores, overview_ttl_s, clock)
+    dash.extra["stations"] = StationsCache(stores, stations_ttl_s)
     routes = [
         Route("/", views.overview),
         Route("/overview/table", views.overview_table),

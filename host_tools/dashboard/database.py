@@ -12,6 +12,7 @@ its history (the store has no index on ``received``).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +47,27 @@ class Stores:
                 s.close()
             self._all.clear()
         self._local = threading.local()
+
+
+class StationsCache:
+    """The stations' registry metadata, read at most every ``ttl_s`` (it changes when the
+    registry is synced, rarely; a station page should not parse 1,000 rows of it)."""
+
+    def __init__(self, stores: Stores, ttl_s: float = 10.0) -> None:
+        self.stores, self.ttl_s = stores, ttl_s
+        self._at = -1e18
+        self._by_id: dict[int, StationMeta] = {}
+        self._lock = threading.Lock()
+
+    def all(self) -> dict[int, StationMeta]:
+        with self._lock:
+            if time.monotonic() - self._at >= self.ttl_s:
+                self._by_id = {m.station: m for m in self.stores.get().stations()}
+                self._at = time.monotonic()
+            return self._by_id
+
+    def get(self, station: int) -> StationMeta | None:
+        return self.all().get(station)
 
 
 @dataclass

@@ -12,7 +12,7 @@ from host_tools.center.model import CenterAlarm
 from protocol.elements import BY_NAME, COMMAND_OPS, RESULT_CODES
 
 from .charts import hydrograph_svg, small_line_svg
-from .database import completeness, station_elements
+from .database import StationsCache, completeness, latest_many, station_elements
 from .overview import OverviewCache, fmt_value
 from .permissions import ACK, COMMAND, FLEET, VIEW, Refused, Resource, allowed
 from .status import LABEL_KEY
@@ -25,6 +25,11 @@ SPAN_LABEL = {"24h": "h24", "7d": "d7", "30d": "d30"}
 
 def _cache(ctx: Ctx) -> OverviewCache:
     cache: OverviewCache = ctx.dash.extra["overview"]
+    return cache
+
+
+def _stations(ctx: Ctx) -> StationsCache:
+    cache: StationsCache = ctx.dash.extra["stations"]
     return cache
 
 
@@ -59,7 +64,7 @@ async def overview_table(ctx: Ctx) -> Response:
 
 def _station_values(ctx: Ctx, station: int, span: str) -> dict[str, Any] | None:
     store = ctx.dash.stores.get()
-    meta = store.station(station)
+    meta = _stations(ctx).get(station)
     if meta is None:
         return None
     now = int(ctx.dash.clock())
@@ -78,7 +83,8 @@ def _station_values(ctx: Ctx, station: int, span: str) -> dict[str, Any] | None:
     if not any(v is not None for _, v in battery):
         battery = [(o.time, o.value) for o in store.observations(station, "battery_voltage", start, now)]
     clock = [(s.time, s.clock_offset_s) for s in status]
-    latest = store.latest(station)
+    # the newest reading of each element by index seeks (store.latest groups the whole history)
+    latest = {e: obs for (_, e), (obs, _) in latest_many(store, [(station, e) for e in elements]).items()}
     events = [(fmt_time(e.time, tz, seconds=True), e.kind, _short(e.payload))
               for e in reversed(store.events(station, start, now)[-100:])]
     station_alarms = [(fmt_time(a.time, tz, seconds=True), a.kind, a.state, a.value, a.threshold, a.unit)
@@ -161,7 +167,7 @@ async def station_page(ctx: Ctx) -> Response:
 def _alarms(ctx: Ctx) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     store = ctx.dash.stores.get()
     now = ctx.dash.clock()
-    metas = {m.station: m for m in store.stations()}
+    metas = _stations(ctx).all()
     recent = sorted(store.center_alarms(start=now - 7 * 86400), key=lambda a: (a.raised, a.id),
                     reverse=True)
     views = []

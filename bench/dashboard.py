@@ -1,0 +1,365 @@
+"""Dashboard pages under load: 1,000 stations with a year of 5-minute data each, on SQLite.
+
+Measures, in one run, with ``--clients`` concurrent clients (default 20):
+
+* the overview page ``/`` and the station page ``/station/N`` (24 h; random stations)
+  served over HTTP on loopback by ``uvicorn`` (one process, as ``hydrolink dashboard``
+  runs), each client signed in with its own session: p50 and p99 response times;
+* the floor: the bare SQL statements each page needs (the same statements the pages run,
+  straight on ``sqlite3`` with one connection per client thread), with the same
+  concurrency: p50 and p99.
+
+The overview is computed once per ``ttl`` (2 s) for every viewer (single flight), so its
+p99 is that of serving the shared table, and the time one recomputation takes is printed
+too (it bounds how late a new reading shows up). Target: p99 <= 200 ms for each page.
+
+The database (1,000 x 105,120 readings of rain and of water level, hourly status frames,
+some active alarms; about 15 GB) is generated once with one ``INSERT ... SELECT`` over a
+recursive CTE per station and element, and cached under ``build/`` between runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import re
+import sqlite3
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+START = 1_735_689_600  # 2025-01-01T00:00Z
+STEP = 300
+PASSWORD = "bench-password-1"
+TARGET_P99_S = 0.200
+
+
+def db_path(stations: int, days: int) -> Path:
+    return ROOT / "build" / "bench-dashboard" / f"center-{stations}x{days}d.db"
+
+
+def registry_rows(stations: int) -> list[tuple[Any, ...]]:
+    rows = []
+    for s in range(1, stations + 1):
+        rows.append((s, f"Station {s:04d}", "reservoir" if s % 3 else "river", 30.0 + s / 1000,
+                     120.0 + s / 1000, None, "Asia/Shanghai", 300, 8,
+                     json.dumps(["rain", "water_level"]),
+                     json.dumps({"warning": 66.5 + (s % 10) * 0.3, "flood_limit": 66.2 + (s % 10) * 0.3}),
+                     json.dumps({"rain_1h_mm": 30.0, "battery_low_v": 11.8}), "{}", "", START))
+    return rows
+
+
+def generate(path: Path, stations: int, days: int) -> float:
+    """Build the database at ``path`` (the store's schema); returns the seconds it took."""
+    from host_tools.center.store import open_store
+    from host_tools.dashboard import users
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", "-wal", "-shm", ".tmp", ".tmp-wal", ".tmp-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    tmp = Path(str(path) + ".tmp")
+    t0 = time.monotonic()
+    store = open_store(f"sqlite:///{tmp}")
+    users.add_user(store.db, "bench", "viewer", PASSWORD)
+    store.close()
+    db = sqlite3.connect(tmp, isolation_level=None)
+    db.execute("PRAGMA journal_mode=DELETE")
+    db.execute("PRAGMA synchronous=OFF")
+    db.execute("PRAGMA cache_size=-1000000")
+    db.executemany("INSERT INTO stations VALUES (" + ", ".join("?" * 15) + ")", registry_rows(stations))
+    n = days * 86400 // STEP
+    end = START + n * STEP
+    level = ("65.0 + (? % 10) * 0.3 + abs(((i * 7 + ? * 131) % 2000) - 1000) / 1000.0"
+             " + CASE WHEN ? = 1 AND i > ? - 36 THEN 1.2 ELSE 0.0 END")
+    rain = "CASE WHEN (i / 12 + ?) % 53 < 3 THEN ((i * 31 + ?) % 40) / 10.0 ELSE 0.0 END"
+    for s in range(1, stations + 1):
+        db.execute("BEGIN")
+        for element, expr, params in (("rain", rain, (s, s)), ("water_level", level, (s, s, int(s % 50 == 0), n))):
+            db.execute(
+                "INSERT INTO observations (station, element, time, value, quality, flags, received, source)"
+                " WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < ?)"
+                f" SELECT ?, ?, ? + 300 * i, {expr}, 'good', '', ? + 300 * i + 20, 'station' FROM k",
+                (n, s, element, START, *params, START))
+        db.execute(
+            "INSERT INTO status (station, time, seq, received, battery_v, clock_offset_s, queue_depth)"
+            " WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < ?)"
+            " SELECT ?, ? + 3600 * i, i, ? + 3600 * i + 20, 12.6 - (i % 24) * 0.02, 0.5, 0 FROM k",
+            (days * 24, s, START, START))
+        if s % 50 == 0:  # every 50th station: above its stage for the last 3 hours
+            db.execute("INSERT INTO center_alarms (station, kind, state, raised, value, threshold, detail)"
+                       " VALUES (?, 'stage_warning', 'active', ?, 68.0, 67.0, 'bench')", (s, end - 10800))
+        db.execute("COMMIT")
+        if s % 50 == 0:
+            print(f"  generated {s}/{stations} stations ({time.monotonic() - t0:.0f} s)", file=sys.stderr)
+    db.execute("INSERT INTO dashboard_settings VALUES ('bench', ?)",
+               (json.dumps({"stations": stations, "days": days, "end": end}),))
+    db.execute("PRAGMA journal_mode=WAL")
+    db.close()
+    tmp.rename(path)
+    return time.monotonic() - t0
+
+
+def bench_meta(path: Path) -> dict[str, int] | None:
+    if not path.exists():
+        return None
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = db.execute("SELECT value FROM dashboard_settings WHERE key = 'bench'").fetchall()
+    except sqlite3.Error:
+        return None
+    finally:
+        db.close()
+    return json.loads(rows[0][0]) if rows else None
+
+
+# ---------------------------------------------------------------- the server (a subprocess)
+
+
+def serve(path: Path, port: int, now: float) -> None:
+    import logging
+
+    import uvicorn
+
+    from host_tools.dashboard.app import create_app
+
+    logging.getLogger("hydrolink.dashboard").setLevel(logging.ERROR)  # the clients' logins
+    app = create_app(f"sqlite:///{path}", clock=lambda: now, login_limit=10_000)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+# ---------------------------------------------------------------- clients
+
+
+class Client:
+    """One signed-in browser: a keep-alive connection and a session cookie."""
+
+    def __init__(self, port: int) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        self.cookie = ""
+
+    def request(self, method: str, path: str, body: str | None = None) -> tuple[int, str, dict[str, str]]:
+        headers = {"Cookie": self.cookie} if self.cookie else {}
+        if body is not None:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        self.conn.request(method, path, body=body, headers=headers)
+        r = self.conn.getresponse()
+        text = r.read().decode()
+        got = dict(r.getheaders())
+        m = re.search(r"hydrolink_session=([^;]+)", got.get("set-cookie", ""))
+        if m:
+            self.cookie = f"hydrolink_session={m.group(1)}"
+        return r.status, text, got
+
+    def login(self) -> None:
+        from urllib.parse import urlencode
+
+        _, page, _ = self.request("GET", "/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+        assert token
+        status, _, _ = self.request("POST", "/login", urlencode(
+            {"csrf_token": token.group(1), "user": "bench", "password": PASSWORD, "next": "/"}))
+        assert status == 303, status
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+def run_clients(clients: int, per_client: int, work: Any) -> list[float]:
+    """``work(i, k)`` is one timed unit; returns every unit's seconds."""
+    times: list[float] = []
+    lock = threading.Lock()
+    start = threading.Barrier(clients)
+
+    def one(i: int) -> None:
+        ctx = work.setup(i)
+        start.wait()
+        mine = []
+        for k in range(per_client):
+            t0 = time.perf_counter()
+            work.unit(ctx, i, k)
+            mine.append(time.perf_counter() - t0)
+        with lock:
+            times.extend(mine)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return times
+
+
+class Pages:
+    def __init__(self, port: int, path_for: Any) -> None:
+        self.port, self.path_for = port, path_for
+
+    def setup(self, i: int) -> Client:
+        c = Client(self.port)
+        c.login()
+        return c
+
+    def unit(self, c: Client, i: int, k: int) -> None:
+        status, body, _ = c.request("GET", self.path_for(i, k))
+        assert status == 200 and len(body) > 1000, status
+
+
+class Floor:
+    """The bare SQL of a page, on one sqlite3 connection per client."""
+
+    def __init__(self, path: Path, statements: Any) -> None:
+        self.path, self.statements = path, statements
+
+    def setup(self, i: int) -> sqlite3.Connection:
+        return sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+
+    def unit(self, db: sqlite3.Connection, i: int, k: int) -> None:
+        for sql, params in self.statements(i, k):
+            db.execute(sql, params).fetchall()
+
+
+def capture_sql(path: Path, fn: Any) -> list[tuple[str, tuple[Any, ...]]]:
+    """The statements (and parameters) ``fn(store)`` runs, as the pages run them."""
+    from host_tools.center.store import open_store
+
+    store = open_store(f"sqlite:///{path}")
+    seen: list[tuple[str, tuple[Any, ...]]] = []
+    query = store.db.query
+
+    def recording(sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
+        seen.append((sql, tuple(params)))
+        return query(sql, params)
+
+    store.db.query = recording  # type: ignore[method-assign]
+    try:
+        fn(store)
+    finally:
+        store.close()
+    return seen
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--stations", type=int, default=1000)
+    p.add_argument("--days", type=int, default=365)
+    p.add_argument("--clients", type=int, default=20)
+    p.add_argument("--requests", type=int, default=20, help="per client and page")
+    p.add_argument("--serve", nargs=3, metavar=("DB", "PORT", "NOW"), help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a.serve:
+        serve(Path(a.serve[0]), int(a.serve[1]), float(a.serve[2]))
+        return 0
+
+    path = db_path(a.stations, a.days)
+    meta = bench_meta(path)
+    if meta is None:
+        print(f"generating {a.stations} stations x {a.days} days of 5-minute rain and level "
+              f"into {path.relative_to(ROOT)} (cached for later runs)", file=sys.stderr)
+        took = generate(path, a.stations, a.days)
+        meta = bench_meta(path)
+        assert meta is not None
+        print(f"generated in {took:.0f} s, {path.stat().st_size / 1e9:.1f} GB", file=sys.stderr)
+    now = float(meta["end"]) + 60
+    rows_per_element = a.days * 86400 // STEP
+
+    from host_tools.dashboard.database import completeness, latest_many, overview_facts, station_elements
+
+    # one overview computation, timed, and the SQL it runs (the floor)
+    t0 = time.perf_counter()
+    ov_sql = capture_sql(path, lambda s: overview_facts(s, int(now)))
+    build_s = time.perf_counter() - t0
+    rng = random.Random(7)
+    picks = [[rng.randint(1, a.stations) for _ in range(a.requests)] for _ in range(a.clients)]
+
+    metas: dict[int, Any] = {}
+    capture_sql(path, lambda s: metas.update({m.station: m for m in s.stations()}))
+
+    def station_sql(station: int) -> list[tuple[str, tuple[Any, ...]]]:
+        def page(s: Any) -> None:  # what a station page reads per request (metadata is cached)
+            meta = metas[station]
+            start, end = int(now) - 86400, int(now)
+            for e in ("water_level", "rain"):
+                s.observations(station, e, start, end)
+            elements = station_elements(s, meta)
+            for e in elements:
+                completeness(s, station, e, start, end, 300)
+            s.status_rows(station, start, end)
+            latest_many(s, [(station, e) for e in elements])
+            s.events(station, start, end)
+            s.alarms_received(station, start, end)
+            s.center_alarms(station, start)
+        return capture_sql(path, page)
+
+    st_sql = {s: station_sql(s) for s in {x for row in picks for x in row}}
+
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, __file__, "--serve", str(path), str(port), str(now)],
+                              cwd=ROOT)
+    try:
+        _wait_listening(port, server)
+        n = a.clients * a.requests
+        results = {}
+        results["overview"] = run_clients(a.clients, a.requests, Pages(port, lambda i, k: "/"))
+        results["overview floor"] = run_clients(a.clients, a.requests, Floor(path, lambda i, k: ov_sql))
+        results["station"] = run_clients(a.clients, a.requests,
+                                         Pages(port, lambda i, k: f"/station/{picks[i][k]}"))
+        results["station floor"] = run_clients(a.clients, a.requests,
+                                               Floor(path, lambda i, k: st_sql[picks[i][k]]))
+    finally:
+        server.terminate()
+        server.wait(10)
+
+    print(f"dashboard over {a.stations} stations x {rows_per_element:,} readings x 2 elements "
+          f"(SQLite, {path.stat().st_size / 1e9:.1f} GB), {a.clients} concurrent clients, "
+          f"{n} requests per row")
+    print(f"  one overview computation (all {a.stations} stations, uncached): {build_s * 1000:.0f} ms")
+    print(f"  {'':<16} {'p50 ms':>8} {'p99 ms':>8}")
+    for name, xs in results.items():
+        print(f"  {name:<16} {statistics.median(xs) * 1000:>8.1f} {pct(xs, 99) * 1000:>8.1f}")
+    ok = True
+    for page in ("overview", "station"):
+        p99, floor = pct(results[page], 99), pct(results[f"{page} floor"], 99)
+        good = p99 <= TARGET_P99_S
+        ok &= good
+        print(f"  {page}: p99 {p99 * 1000:.0f} ms (target <= {TARGET_P99_S * 1000:.0f} ms: "
+              f"{'met' if good else 'MISSED'}), {p99 / floor:.2f} x its bare SQL's p99 {floor * 1000:.0f} ms")
+    return 0 if ok else 1
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_listening(port: int, proc: subprocess.Popen[bytes]) -> None:
+    import socket
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit("the dashboard server exited")
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit("the dashboard server did not listen")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    sys.exit(main())
