@@ -72,6 +72,7 @@ class Uplink:
         self.hold_off = 0  # a big correction waiting for confirmation (station - host),
         self.hold_n = 0  # the ACKs in a row that agreed on it,
         self.hold_t = 0  # and the station time of the first of them
+        self.ack = 0  # time of the last ACK that acknowledged something (console status)
         self.reboot_seq = 0
         self.reboot_tries = 0
         self.ahead = -1  # seq of the report sent ahead of failed frames,
@@ -262,6 +263,7 @@ class Uplink:
             acks, cmds = body
             if st.ack(acks):
                 st.cnt[5] += 1
+                self.ack = self.board.time()
             if self.waiting and not self._in_flight(self.waiting):
                 self.timer.cancel()
         if cmds:
