@@ -28,7 +28,6 @@ def _config():
     cfg, errs = config.load("config.json")
     for e in errs:
         print(e)
-    print("hydrolink: station %d boots" % cfg["station"])  # hydrolink flash waits for this line
     key = config.key_bytes(cfg)
     del sys.modules["config"]
     return cfg, key

@@ -5,7 +5,8 @@ raw-paste, file writes). The old ``main.py`` goes first and the new one last (se
 :mod:`host_tools.field.plan`); stale code files not in the build are removed, data files
 (the reading queue) are kept. Then every file's sha256 is read back from the board, the
 firmware version it reports (``service.VERSION``) is compared to the build's, the board
-is reset (``machine.reset()``) and its boot line (``hydrolink: station N boots``) awaited.
+is reset (``machine.reset()``) and the running firmware's boot line (``boot: station N ...``)
+awaited.
 Whatever did not match is listed, and the exit status is 1.
 
 ``--image FILE``: the same files in a littlefs2 image (littlefs-python) for the board's
@@ -27,7 +28,7 @@ from host_tools.field.build import DEFAULT_OUT, BuildFailed, fail
 from host_tools.field.plan import LAST, FlashError, Plan, Progress, make_plan
 
 CHUNK = 1024  # bytes per REPL write: small enough for a board's heap with raw-paste
-BOOT_LINE = re.compile(rb"hydrolink: station (\d+) boots")
+BOOT_LINE = re.compile(rb"boot: station (\d+) cause")  # station.py logs it once running
 _HASH = """import hashlib,os
 def _h(p):
  try:
@@ -179,7 +180,7 @@ def flash_port(plan: Plan, port: str, *, verify_only: bool = False, reset: bool 
             t.close()
     boot = _await_boot(port, boot_timeout)
     if boot is None:
-        return [f"the board did not report a boot within {boot_timeout:.0f} s (no 'hydrolink: station' line)"]
+        return [f"the board did not report a boot within {boot_timeout:.0f} s (no 'boot: station' line)"]
     if boot != plan.station:
         return [f"the board booted as station {boot}, expected {plan.station}"]
     out.write(f"the board booted the firmware as station {boot}\n")

@@ -93,7 +93,7 @@ def test_flash_image_then_the_board_boots_from_it(ws: Workspace, tmp_path: Path)
     try:
         _acked(link, sid, key_of(ws.dir, sid))
         ws.gateway.wait_log(f"station heard station={sid}", 30)
-        wait_for(lambda: f"hydrolink: station {sid} boots".encode() in b.output, 30, "the boot line on the port")
+        wait_for(lambda: f"boot: station {sid} cause".encode() in b.output, 30, "the boot line on the port")
     finally:
         b.stop()
         link.close()
