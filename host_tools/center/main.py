@@ -37,8 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--status", action="store_true", help="print the store's counters and exit")
     p.add_argument("--gaps", action="store_true",
                    help="list the gaps the watch tracks (detected/requested/recovered/lost) and exit")
-    p.add_argument("--gateway-spool", metavar="PATH",
-                   help="the gateway's spool file: missing readings are requested there (resend)")
+    p.add_argument("--gateway-spool", metavar="PATH", action="append",
+                   help="the gateway's spool file: missing readings are requested there (resend); "
+                        "repeat for several gateways (on this host or shared storage)")
     p.add_argument("--watch", action=argparse.BooleanOptionalAction, default=None,
                    help="run gaps, center alarms and QC in this worker (default: on, off with --share: "
                         "run it in exactly one worker)")
@@ -105,10 +106,11 @@ def cmd_center(argv: list[str]) -> int:
             print("hydrolink: --gap-delay must be 0 or more, --gap-retry above 0, --gap-attempts 1 or more "
                   "and --watch-every 0 or more", file=sys.stderr)
             return 2
-        if args.gateway_spool and not Path(args.gateway_spool).is_file():
-            print(f"hydrolink: --gateway-spool {args.gateway_spool}: no such file; give the gateway's "
-                  "spool (its --spool)", file=sys.stderr)
-            return 2
+        for spool in args.gateway_spool or ():
+            if not Path(spool).is_file():
+                print(f"hydrolink: --gateway-spool {spool}: no such file; give the gateway's "
+                      "spool (its --spool)", file=sys.stderr)
+                return 2
         if args.registry:
             load_registry(args.registry)  # a bad registry is a usage error at start (later: logged, kept)
         return _run(args)

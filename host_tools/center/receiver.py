@@ -41,7 +41,7 @@ from .gaps import GapPolicy
 from .messages import PREFIX, convert_all, topics
 from .model import Batch
 from .store import Store, open_store
-from .watchtask import WatchTask
+from .watchtask import SpoolPaths, WatchTask
 
 log = logging.getLogger("hydrolink.center")
 Clock = Callable[[], float]
@@ -60,7 +60,7 @@ class Center:
                  share: str | None = None, client_id: str | None = None, clock: Clock = _time.time,
                  protocol: str = "5", batch_max: int = 500, batch_wait: float = 0.05,
                  inflight: int = 5000, session_expiry: int = 7 * 86400, status_every: float = 5.0,
-                 topic_prefix: str = PREFIX, watch: bool = False, gateway_spool: str | Path | None = None,
+                 topic_prefix: str = PREFIX, watch: bool = False, gateway_spool: SpoolPaths | None = None,
                  watch_every: float = 10.0, gap_policy: GapPolicy | None = None) -> None:
         if share and protocol != "5":
             raise ValueError("--share needs MQTT 5 (shared subscriptions)")
