@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 from protocol.codec import EPOCH_UNIX
@@ -74,36 +72,6 @@ def station_rules(stations: Iterable[Any]) -> dict[int, StationRules]:
                                 dict(getattr(s, "stages", {}) or {}), dict(getattr(s, "alarms", {}) or {}),
                                 {k: dict(v) for k, v in (getattr(s, "qc", {}) or {}).items()})
     return out
-
-
-class GatewayQueue:
-    """The gateway's command queue, reached through its spool file (SQLite, safe to share).
-
-    A request expires when the watch would send it again, so a station that was out of
-    reach does not get the same range twice.
-    """
-
-    def __init__(self, path: str | Path, clock: Callable[[], float] = time.time) -> None:
-        self.clock = clock
-        from host_tools.gateway.spool import Spool, SpoolError
-
-        if not Path(path).exists():
-            raise SpoolError(f"spool {path}: no such file; give the gateway's spool path")
-        self.spool = Spool(path)
-
-    def queue_command(self, station: int, op: int, args: Any, expires: float | None = None) -> int:
-        """Queue a command; the gateway sends it in the station's next ACK until ``expires``."""
-        return self.spool.queue_command(station, op, args, now=self.clock(), expires=expires)
-
-    def command_result(self, station: int, command_id: int) -> tuple[int, Any] | None:
-        """The station's answer ``(code, detail)``, or None while it has not answered."""
-        for r in self.spool.commands(station):
-            if r.id == command_id and r.result is not None:
-                return int(r.result), r.detail
-        return None
-
-    def close(self) -> None:
-        self.spool.close()
 
 
 class Watch:

@@ -10,22 +10,75 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from .gaps import GapPolicy
 from .model import Gap, ObsRow
-from .watch import GatewayQueue, Publish, Watch
+from .watch import Publish, Watch
+
+SpoolPaths = str | Path | Sequence[str | Path]
 
 log = logging.getLogger("hydrolink.center.watch")
+
+
+class GatewayQueue:
+    """The gateways' command queues, reached through their spool files (SQLite: another
+    process may write them while the gateway runs; it picks commands up within a second).
+
+    With several spools (several gateways on this host or on shared storage), a command
+    goes to the spool of the gateway that received the station's newest frame. A request
+    expires when the watch would send it again, so a station out of reach never gets
+    the same range twice.
+    """
+
+    def __init__(self, paths: SpoolPaths, clock: Callable[[], float] = time.time) -> None:
+        from host_tools.gateway.spool import Spool, SpoolError
+
+        self.clock = clock
+        names = [paths] if isinstance(paths, str | Path) else list(paths)
+        for p in names:
+            if not Path(p).is_file():
+                raise SpoolError(f"spool {p}: no such file; give the gateway's spool path")
+        self.spools = [Spool(p) for p in names]
+        self.routes: dict[tuple[int, int], int] = {}  # (station, command id) -> spool index
+
+    def _route(self, station: int) -> int:
+        if len(self.spools) == 1:
+            return 0
+        newest = [s.db.execute("SELECT MAX(received) FROM frames WHERE station = ?", (station,)).fetchone()[0]
+                  for s in self.spools]
+        known = [(t, i) for i, t in enumerate(newest) if t is not None]
+        return max(known)[1] if known else 0
+
+    def queue_command(self, station: int, op: int, args: Any, expires: float | None = None) -> int:
+        """Queue a command; the gateway sends it in the station's next ACK until ``expires``."""
+        i = self._route(station)
+        cid = self.spools[i].queue_command(station, op, args, now=self.clock(), expires=expires)
+        self.routes[(station, cid)] = i
+        return cid
+
+    def command_result(self, station: int, command_id: int) -> tuple[int, Any] | None:
+        """The station's answer ``(code, detail)``, or None while it has not answered."""
+        i = self.routes.get((station, command_id))
+        for spool in self.spools if i is None else [self.spools[i]]:
+            for r in spool.commands(station):
+                if r.id == command_id and r.result is not None:
+                    return int(r.result), r.detail
+        return None
+
+    def close(self) -> None:
+        for s in self.spools:
+            s.close()
 
 
 class WatchTask:
     """Runs a :class:`Watch` on the receiver's store, clock and MQTT client."""
 
     def __init__(self, clock: Callable[[], float], publish: Publish | None, *,
-                 gateway_spool: str | Path | None = None, every: float = 10.0,
+                 gateway_spool: SpoolPaths | None = None, every: float = 10.0,
                  policy: GapPolicy | None = None, topic_prefix: str = "hydrolink/v1") -> None:
         self.clock, self.publish, self.every = clock, publish, every
         self.queue = GatewayQueue(gateway_spool, clock) if gateway_spool else None

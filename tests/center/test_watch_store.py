@@ -20,7 +20,8 @@ import pytest
 
 from host_tools.center import ObsRow, Store
 from host_tools.center.gaps import GapPolicy
-from host_tools.center.watch import RESEND, GatewayQueue, Watch
+from host_tools.center.watch import RESEND, Watch
+from host_tools.center.watchtask import GatewayQueue
 from host_tools.cli import main
 from host_tools.gateway.spool import Spool
 from host_tools.jsonview import frame_to_si
@@ -319,3 +320,34 @@ def test_without_a_gateway_spool_gaps_are_tracked_not_requested(tmp_path: Path, 
     watch.on_batch(late)
     watch.tick()
     assert [g.state for g in store.gaps(SID)] == ["recovered"]
+
+
+def test_several_gateway_spools_the_command_goes_where_the_station_is(tmp_path: Path) -> None:
+    reg_path, _ = registry(tmp_path)
+    gws = [GatewayProc(tmp_path / name, reg_path, None) for name in ("a", "b")]
+    for g in gws:
+        (g.tmp).mkdir()
+        g.start()
+    try:
+        st = SimStation(SID)
+
+        async def report() -> None:
+            conn, w = await tcp_conn(st, gws[1].port)   # the station talks to gateway b
+            await conn.send(st.report())
+            await conn.close()
+            w.close()
+
+        run(report())
+        queue = GatewayQueue([gws[0].spool, gws[1].spool])
+        cid = queue.queue_command(SID, RESEND, [1, 2], None)
+        assert Spool(gws[0].spool, readonly=True).commands(SID) == []
+        [cmd] = Spool(gws[1].spool, readonly=True).commands(SID)
+        assert (cmd.id, cmd.op, cmd.args) == (cid, RESEND, [1, 2])
+        assert queue.command_result(SID, cid) is None
+        # a station no gateway has heard of: the first spool
+        other = queue.queue_command(SID + 1, RESEND, [1, 2], None)
+        assert [k.id for k in Spool(gws[0].spool, readonly=True).commands(SID + 1)] == [other]
+        queue.close()
+    finally:
+        for g in gws:
+            g.close()
