@@ -283,15 +283,18 @@ class PtyBoard:
         t = threading.Thread(target=run, daemon=True)
         t.start()
         sent = (0, 0)
+        broke = False
         while True:
             ended = done.wait(0.1)
             sent = self._tail(b, sent)
             if ended:
                 break
-            data = self._read_port()
-            if b"\x03" in data:
-                self._pending = data[data.index(b"\x03") + 1:]
-                self._kill()
+            if not broke:  # after Ctrl-C, what comes next is for the REPL: leave it in the pty
+                data = self._read_port()
+                if b"\x03" in data:
+                    self._pending = data[data.index(b"\x03") + 1:]
+                    broke = True
+                    self._kill()
             if self._stop.is_set():
                 self._kill()
         t.join(30)

@@ -131,3 +131,26 @@ def test_provision_crash_before_rename_leaves_the_old_registry(tmp_path: Path) -
     # the half-done temp file is not a registry anyone reads, and the next provision works
     ok(hydrolink(tmp_path, "provision", "1001", "--name", "after the cut"))
     assert (tmp_path / "registry.toml").read_text().startswith(old)
+
+
+def test_the_progress_bar_on_a_terminal() -> None:
+    import io
+
+    from host_tools.field.plan import Progress
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out = Tty()
+    bar = Progress(2000, out, width=10)
+    bar.update(500, "store.mpy")
+    assert out.getvalue().endswith("\r[##........]  25%     500/2,000 B  store.mpy           ")
+    bar.update(2000, "main.py")
+    bar.close()
+    assert "[##########] 100%   2,000/2,000 B  main.py" in out.getvalue()
+    plain = io.StringIO()  # not a terminal: a line per file, no carriage returns
+    bar = Progress(10, plain)
+    bar.update(10, "main.py")
+    bar.file_done("main.py", 10)
+    assert plain.getvalue() == "  wrote main.py (10 B)\n"
