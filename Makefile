@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 STAMP   := .venv/.installed
 SHELL   := /bin/bash
 
-.PHONY: setup test test-fast demo bench lint vectors clean
+.PHONY: setup test test-debs test-fast demo bench lint vectors clean
 
 setup: $(STAMP)
 
@@ -13,7 +13,18 @@ $(STAMP): pyproject.toml setup.py protocol/_speedups.c
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-test: $(STAMP)
+# Debian packages the tests use (brokers, database, the dashboard's browser test): installed
+# by `make test` when run as root on a machine that lacks them, as .ci/run does.
+TEST_DEBS := mosquitto mosquitto-clients postgresql chromium chromium-driver fonts-wqy-zenhei
+
+test-debs:
+	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null; \
+	  else echo "make test: tests that need$$missing skip; install them with: sudo apt-get install$$missing"; fi; \
+	fi
+
+test: $(STAMP) test-debs
 	$(PY) -m pytest -q
 
 test-fast: $(STAMP)

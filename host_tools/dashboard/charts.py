@@ -20,6 +20,8 @@ from datetime import datetime, timedelta
 from html import escape
 from zoneinfo import ZoneInfo
 
+from .timefmt import zone
+
 W, H = 960, 440
 LEFT, RIGHT, TOP, BOTTOM = 70, 70, 20, 50
 RAIN_H = 110           # height of the hyetograph band at the top
@@ -131,9 +133,8 @@ def hydrograph_svg(level: Sequence[Point], rain: Sequence[Point], start: int, en
         parts.append(f'<line x1="{x(ts):.1f}" x2="{x(ts):.1f}" y1="{TOP}" y2="{y_bottom}" '
                      'stroke="#e5e5e5"/>'
                      f'<text x="{x(ts):.1f}" y="{y_bottom + 20}" text-anchor="middle">{label}</text>')
-    zone = datetime.fromtimestamp(end, tz).strftime("%Z")
     parts.append(f'<text x="{(x0 + x1) / 2}" y="{H - 6}" text-anchor="middle" '
-                 f'class="tz">{escape(t("time"))} ({escape(zone)}, {escape(str(tz))})</text>')
+                 f'class="tz">{escape(t("time"))} ({escape(zone(tz, end))})</text>')
 
     values = [v for _, v in level if v is not None]
     if values:

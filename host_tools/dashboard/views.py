@@ -21,6 +21,9 @@ from .web import Ctx, guarded, station_resource
 
 SPANS = {"24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
 SPAN_LABEL = {"24h": "h24", "7d": "d7", "30d": "d30"}
+# Recorded every record interval, so their completeness is received / (span / interval);
+# battery and temperatures come with the hourly status and are not counted against it.
+INTERVAL_ELEMENTS = ("water_level", "rain", "discharge")
 
 
 def _cache(ctx: Ctx) -> OverviewCache:
@@ -75,7 +78,7 @@ def _station_values(ctx: Ctx, station: int, span: str) -> dict[str, Any] | None:
     chart = hydrograph_svg(level, rain, start, now, tz, meta.stages, meta.record_interval_s, ctx.t)
     elements = station_elements(store, meta)
     comp = []
-    for e in elements:
+    for e in [e for e in elements if e in INTERVAL_ELEMENTS]:
         got, expected = completeness(store, station, e, start, now, meta.record_interval_s)
         comp.append((e, got, expected, 100.0 * got / expected if expected else None))
     status = store.status_rows(station, start, now)

@@ -88,7 +88,7 @@ def test_station_page_chart_is_the_stored_series(db_url: str) -> None:
     rain = re.search(r'data-series="rain" data-n="(\d+)" data-total="([\d.]+)"', html)
     assert rain and float(rain.group(2)) == 57.6
     assert html.count('class="stage"') == 4 and "汛限水位 70" in html
-    assert "CST, Asia/Shanghai" in html                 # the axis's zone
+    assert "(CST Asia/Shanghai)</text>" in html         # the axis's zone
     assert re.search(r"<td>水位</td><td class=\"num\">288</td><td class=\"num\">288</td>", html)
     assert 'data-series="battery"' in html and 'data-series="clock_offset"' in html
     assert "water level reached flood_limit" in html    # the center alarm
