@@ -424,8 +424,26 @@ def cmd_users(argv: list[str]) -> int:
     return run(argv)
 
 
+def cmd_console(argv: list[str]) -> int:
+    """A station's technician console over its console port (interactive, or -c COMMAND)."""
+    from host_tools.field.console import cmd_console as run  # lazy: pyserial, readline
+
+    return run(argv)
+
+
+def cmd_pull(argv: list[str]) -> int:
+    """Pull a station's queued readings over its console into a CSV (hydrolink center import)."""
+    from host_tools.field.pull import cmd_pull as run
+
+    return run(argv)
+
+
 def cmd_center(argv: list[str]) -> int:
     """Receive the gateway's MQTT messages into the center store (SQLite or PostgreSQL)."""
+    if argv[:1] == ["import"]:  # hydrolink center import FILE.csv (a pulled CSV)
+        from host_tools.field.pull import cmd_import
+
+        return cmd_import(argv[1:])
     from host_tools.center.main import cmd_center as run  # lazy: paho, psycopg
 
     return run(argv)
@@ -446,6 +464,8 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "build": cmd_build,
     "provision": cmd_provision,
     "flash": cmd_flash,
+    "console": cmd_console,
+    "pull": cmd_pull,
     "dashboard": cmd_dashboard,
     "users": cmd_users,
 }

@@ -17,6 +17,7 @@ over the pty takes as long as it would over a real cable.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import termios
@@ -60,10 +61,8 @@ class ConsolePty:
     def close(self) -> None:
         """Close both ends of the pty."""
         for fd in (self._master, self._slave):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
 
     # ---- the board's side --------------------------------------------------
     def write(self, data: bytes) -> None:
