@@ -228,6 +228,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--elevation", type=float, help="elevation, m")
     ap.add_argument("--timezone", help='IANA time zone for display, e.g. "Asia/Shanghai"')
     ap.add_argument("--notes", help="free text for the registry")
+    ap.add_argument("--kind", choices=("river", "reservoir", "rain"), help="station kind for the center (SL 323)")
+    ap.add_argument("--rain-day-start-hour", type=int, help="local hour the rain day starts (center; default 8)")
     ap.add_argument("--sensors", type=lambda t: [x.strip() for x in t.split(",") if x.strip()],
                     help="elements the station reports, comma-separated (default: rain,water_level,battery_voltage)")
     ap.add_argument("--level-sensor", choices=("4-20", "radar", "none"), help="water level sensor type")
@@ -272,7 +274,8 @@ def provision(a: argparse.Namespace, rng: secrets.SystemRandom | None = None) ->
         if a.elevation is not None:
             loc["elevation_m"] = a.elevation
     fields: dict[str, Any] = {"id": a.station, "name": a.name, "key": key.hex(), "sensors": sensors,
-                              "timezone": a.timezone, "notes": a.notes, "location": loc}
+                              "kind": a.kind, "timezone": a.timezone, "notes": a.notes, "location": loc,
+                              "rain_day_start_hour": a.rain_day_start_hour}
     stages = {k: v for k, v in (("action", a.stage_action_m), ("warning", a.stage_warning_m),
                                 ("guarantee", a.stage_guarantee_m), ("flood_limit", a.flood_limit_m))
               if v is not None}

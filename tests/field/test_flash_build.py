@@ -77,7 +77,8 @@ def test_provision_writes_config_key_pin_and_registry(tmp_path: Path) -> None:
     (tmp_path / "registry.toml").write_text(old)
     r = ok(hydrolink(tmp_path, "provision", "1001", "--name", "Gaoqiao upstream", "--lat", "29.871",
                      "--lon", "119.642", "--tip-mm", "0.5", "--alarm-level-m", "68.5",
-                     "--report-interval", "1800", "--pin", "4821"))
+                     "--report-interval", "1800", "--record-interval", "600", "--pin", "4821",
+                     "--kind", "river", "--stage-warning-m", "68.0", "--flood-limit-m", "70.0"))
     cfg = json.loads((tmp_path / "stations/1001/config.json").read_text())
     key = cfg["key"]
     assert len(bytes.fromhex(key)) == 32
@@ -91,6 +92,8 @@ def test_provision_writes_config_key_pin_and_registry(tmp_path: Path) -> None:
     new = next(s for s in reg if s["id"] == 1001)
     assert new["key"] == key and new["name"] == "Gaoqiao upstream"
     assert new["location"] == {"lat": 29.871, "lon": 119.642}
+    assert new["kind"] == "river" and new["record_interval_s"] == 600
+    assert new["stages"] == {"warning": 68.0, "flood_limit": 70.0}
     from host_tools.registry import load_registry
     assert load_registry(tmp_path / "registry.toml").get(1001) is not None  # the gateway takes it
 
