@@ -8,6 +8,7 @@ import ipaddress
 import logging
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 from host_tools.center.db import StoreError
@@ -119,6 +120,23 @@ def start_in_thread(app: Any, host: str, port: int) -> tuple[Any, threading.Thre
     thread = threading.Thread(target=server.run, name="dashboard-http", daemon=True)
     thread.start()
     return server, thread
+
+
+def start_dashboard(db: str, http: str, *, gateway_spool: str | None = None,
+                    registry: str | None = None, no_auth: bool = False,
+                    session_hours: float = 8.0) -> Callable[[], None]:
+    """Serve the dashboard from a thread of the calling process (``hydrolink center --http``);
+    returns the function that stops it. Raises :class:`UsageError` for a bad ``--http``."""
+    host, port = parse_http(http)
+    app = build_app(db, no_auth=no_auth, host=host, registry=registry, gateway_spool=gateway_spool,
+                    session_hours=session_hours)
+    server, thread = start_in_thread(app, host, port)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(10)
+
+    return stop
 
 
 def _password(a: argparse.Namespace) -> str:

@@ -244,3 +244,28 @@ def test_no_auth_only_on_loopback(sqlite_url: str, capsys: pytest.CaptureFixture
     assert c.get("/", follow_redirects=False).status_code == 200
     # DNS rebinding: a page on another name that resolves to 127.0.0.1 is refused
     assert c.get("/", headers={"host": "evil.example"}).status_code == 400
+
+
+def test_served_from_a_thread_over_http(sqlite_url: str) -> None:
+    """``start_dashboard``: what ``hydrolink center --http`` runs beside the receiver."""
+    import http.client
+
+    from host_tools.dashboard.main import start_dashboard
+    from tests.gateway.helpers import free_port, wait_for
+
+    port = free_port()
+    stop = start_dashboard(sqlite_url, f"127.0.0.1:{port}")
+    try:
+        def answers() -> bool:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                conn.request("GET", "/")
+                r = conn.getresponse()
+                ok = r.status == 303 and r.getheader("location", "").startswith("/login")
+                conn.close()
+                return ok
+            except OSError:
+                return False
+        wait_for(answers, 30, "the dashboard to answer")
+    finally:
+        stop()
