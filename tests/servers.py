@@ -57,7 +57,11 @@ def pg_available() -> str | None:
 
 
 class Postgres:
-    """A real PostgreSQL server in its own directory on a free loopback port."""
+    """A real PostgreSQL server in its own directory on a free loopback port.
+
+    ``workdir`` must be reachable by the ``postgres`` user when run as root (pytest's
+    ``tmp_path`` is not: its parents are private); by default a fresh ``/tmp`` directory.
+    """
 
     _ids = itertools.count(1)
 
@@ -85,8 +89,11 @@ class Postgres:
 
     def start(self) -> Postgres:
         """Start the server (again) and wait until it accepts connections."""
+        # fsync off: the tests never crash the machine, only the server, and the OS keeps what
+        # it was given. synchronous_commit stays on: with it off a COMMIT returns before its WAL
+        # is written, and a server crash (pg_ctl -m immediate) loses commits the center acked.
         opts = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
-                " -c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+                " -c full_page_writes=off -c max_connections=200")
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.dir / "server.log"), "-o", opts,
                   "-w", "-t", "60", "start")
         wait_for(self._ready, 30, "postgres to accept connections", step=0.1)

@@ -98,8 +98,18 @@ class Database:
         self._commit()
 
     def migrate(self) -> int:
-        """Create or upgrade the schema; return the version the database was at."""
-        return migrate(self.dialect, lambda sql: self.query(sql), self._step, self.where)
+        """Create or upgrade the schema; return the version the database was at.
+
+        One transaction under the schema lock: workers starting together on an empty
+        database do not both create it.
+        """
+        with self.transaction():
+            self._lock_schema()
+            return migrate(self.dialect, lambda sql: self.query(sql), self._step, self.where)
+
+    def _lock_schema(self) -> None:
+        """Hold the database's schema lock until the transaction ends."""
+        # SQLite: BEGIN IMMEDIATE already holds the write lock
 
     def _step(self, statements: list[str], m: Migration) -> None:
         with self.transaction():
@@ -131,7 +141,9 @@ class SqliteDB(Database):
         try:
             self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
             self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=NORMAL")
+            # FULL: a commit is on disk before it returns, so the broker's copy may be acked
+            # (NORMAL in WAL mode can lose the last commits to a power cut)
+            self.conn.execute("PRAGMA synchronous=FULL")
             self.conn.execute("PRAGMA foreign_keys=ON")
         except sqlite3.DatabaseError as e:
             raise StoreError(f"{path}: not a usable SQLite database ({e})") from None

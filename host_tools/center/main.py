@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import signal
 import sys
@@ -133,6 +134,7 @@ def _run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
     signal.signal(signal.SIGHUP, lambda *_: center.reload_registry())
+    faulthandler.register(signal.SIGUSR1)  # kill -USR1 prints every thread's stack on stderr
     center.start()
     try:
         while not done.wait(1.0):

@@ -19,6 +19,7 @@ from .db import OBS_IN, Database, Params, StoreError
 from .model import ObsRow
 
 _PLACEHOLDER = re.compile(r"\?")
+SCHEMA_LOCK = 0x6879_6472  # "hydr": the advisory lock key held while migrating
 _COPY_TYPES = ["int8", "text", "int8", "float8", "text", "float8"]
 
 
@@ -40,7 +41,11 @@ class PostgresDB(Database):
         super().__init__()
         self.where = _where(url)
         try:
-            self.conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+            # keepalives and a TCP user timeout: a server that vanished is noticed in seconds,
+            # not when the kernel gives up on the socket
+            self.conn = psycopg.connect(url, autocommit=True, connect_timeout=10, keepalives=1,
+                                        keepalives_idle=10, keepalives_interval=3, keepalives_count=3,
+                                        tcp_user_timeout=30_000)
         except psycopg.Error as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise StoreError(f"{self.where}: cannot connect to PostgreSQL: {first}") from None
@@ -63,6 +68,9 @@ class PostgresDB(Database):
             copy.set_types(_COPY_TYPES)
             for r in rows:
                 copy.write_row(r)
+
+    def _lock_schema(self) -> None:
+        self.query("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK,))
 
     def prepare(self) -> None:
         self.execute(OBS_IN.format(real="DOUBLE PRECISION"))

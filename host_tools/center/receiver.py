@@ -72,6 +72,7 @@ class Center:
         self.session_expiry, self.status_every = session_expiry, status_every
         self.stats: Counter[str] = Counter()
         self.rejects: Counter[str] = Counter()
+        self.timing: dict[str, float] = {"convert_s": 0.0, "store_s": 0.0}  # seconds spent
         self.connected = threading.Event()
         self.store: Store | None = None
         self._queue: queue.SimpleQueue[Message] = queue.SimpleQueue()
@@ -122,6 +123,7 @@ class Center:
             log.error("mqtt subscription refused", extra={"fields": {"reason": bad[0], "share": self.share}})
             return
         self.connected.set()
+        log.info("mqtt subscribed", extra={"fields": {"topics": f"{self.prefix}/+/..", "share": self.share}})
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         self.connected.clear()
@@ -177,7 +179,8 @@ class Center:
 
     def snapshot(self) -> dict[str, Any]:
         """The counters (``--status`` and metrics): messages, readings, rejects by reason..."""
-        return {**self.stats, "rejects": dict(self.rejects), "connected": self.connected.is_set(),
+        timing = {k: round(v, 3) for k, v in self.timing.items()}
+        return {**self.stats, **timing, "rejects": dict(self.rejects), "connected": self.connected.is_set(),
                 "client_id": self.client_id, "pid": os.getpid(), "queued": self._queue.qsize()}
 
     # ------------------------------------------------------------ writer thread
@@ -234,13 +237,17 @@ class Center:
                 self._save_status()
 
     def _store_until_committed(self, batch: list[Message]) -> bool:
+        t0 = _time.perf_counter()
         rows = convert_all(((m.topic, bytes(m.payload)) for _, m in batch), self.clock(), self.prefix)
+        t1 = _time.perf_counter()
+        self.timing["convert_s"] += t1 - t0
         delay = 0.2
         while True:
             try:
                 if self.store is None:
                     self.store = open_store(self.db_url, clock=self.clock)
                 result = self.store.store_batch(rows)
+                self.timing["store_s"] += _time.perf_counter() - t1
                 break
             except Exception as e:  # database away or broken: keep the batch, retry
                 self.stats["db_errors"] += 1

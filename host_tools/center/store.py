@@ -44,6 +44,13 @@ def open_store(url: str, *, clock: Clock = _time.time) -> Store:
     try:
         db.migrate()
         db.prepare()
+    except (SchemaError, StoreError):
+        db.close()
+        raise
+    except Exception as e:
+        db.close()
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise StoreError(f"{db.where}: cannot create or upgrade the schema: {first}") from None
     except BaseException:
         db.close()
         raise
