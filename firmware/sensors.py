@@ -94,7 +94,11 @@ class RainGauge:
         # 14 000 calls, tests/vm/vm_sensors.py), only ticks arithmetic.
         if self._stuck:
             return
-        if self._any and ticks_diff(ticks_ms, self._last) < self.debounce_ms:
+        d = ticks_diff(ticks_ms, self._last)
+        # d < 0: the last tip was more than 2^29 ms (6.2 days) ago, a dry
+        # spell, not a bounce (counted as bounce, every tip after the spell
+        # was dropped for up to 6.2 more days: found by the fleet simulation)
+        if self._any and 0 <= d < self.debounce_ms:
             self.bounces += 1
             return
         self._any = True
