@@ -103,10 +103,8 @@ def cmd_qc(argv: list[str]) -> int:
         if a.action != "correct" and a.value is not None:
             raise QcError("--value is only for correct")
         store = open_store(a.db)
-    except QcError as e:
+    except (QcError, StoreError, SchemaError) as e:  # a bad request, or a database we cannot open
         return _fail(str(e), 2)
-    except (StoreError, SchemaError) as e:
-        return _fail(str(e), 1)
     try:
         return _run(store, a)
     except QcError as e:

@@ -80,7 +80,8 @@ def test_qc_errors_are_one_line(tmp_path: Path, store: Store, store_url: str) ->
     p = subprocess.run([sys.executable, "-m", "host_tools.cli", "qc", "--db", f"sqlite:///{tmp_path}/no/such/dir.db",
                         "approve", "--station", "1", "--element", "rain", "--time", "2026-01-01T00:00Z",
                         "--by", "x"], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert p.returncode == 1 and p.stderr.startswith("hydrolink: ") and "Traceback" not in p.stderr
+    assert p.returncode == 2 and p.stderr.startswith("hydrolink: ") and "Traceback" not in p.stderr
+    assert p.stderr.count("\n") == 1
     assert store.revisions(SID, "water_level", T0, T0 + 3000) == []
 
 
