@@ -126,11 +126,12 @@ def write_port(t: Any, plan: Plan, stream: Any) -> None:
         bar.close()
 
 
-def _await_boot(port: str, timeout: float) -> int | None:
+def _await_boot(port: str, timeout: float, ser: Any = None) -> int | None:
+    # reads on the transport's own open port (nothing the board prints at boot is missed),
+    # and opens the port again if it goes away (native USB leaves the bus at a reset)
     import serial
     deadline = time.monotonic() + timeout
     seen = b""
-    ser = None
     try:
         while time.monotonic() < deadline:
             if ser is None:
@@ -140,8 +141,10 @@ def _await_boot(port: str, timeout: float) -> int | None:
                     time.sleep(0.2)  # a native-USB board leaves the bus while it resets
                     continue
             try:
-                seen = (seen + ser.read(4096))[-8192:]
+                seen = (seen + (ser.read(ser.in_waiting or 1)))[-8192:]
             except (serial.SerialException, OSError):
+                with contextlib.suppress(Exception):
+                    ser.close()
                 ser = None
                 continue
             m = BOOT_LINE.search(seen)
@@ -175,10 +178,13 @@ def flash_port(plan: Plan, port: str, *, verify_only: bool = False, reset: bool 
         from mpremote.transport import TransportError
         with contextlib.suppress(TransportError, OSError):  # the board may be gone before it says OK
             t.exec_raw_no_follow("import machine\nmachine.reset()")
+        ser, t = t.serial, None  # keep the port open: the boot line comes on it
+        ser.timeout = 0.2
     finally:
-        with contextlib.suppress(Exception):  # a board that reset may already be gone
-            t.close()
-    boot = _await_boot(port, boot_timeout)
+        if t is not None:
+            with contextlib.suppress(Exception):
+                t.close()
+    boot = _await_boot(port, boot_timeout, ser)
     if boot is None:
         return [f"the board did not report a boot within {boot_timeout:.0f} s (no 'boot: station' line)"]
     if boot != plan.station:
