@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from protocol.codec import EPOCH_UNIX
 
@@ -36,20 +36,10 @@ QueueCommand = Callable[[int, int, Any, float], int]   # station, op, args, expi
 CommandResult = Callable[[int, int], "tuple[int, Any] | None"]  # station, id -> (code, detail)
 
 
-class _Row(Protocol):
-    @property
-    def station(self) -> int: ...
-    @property
-    def element(self) -> str: ...
-    @property
-    def time(self) -> int: ...
-
-
-@dataclass(frozen=True)
-class _At:
-    station: int
-    element: str
-    time: int
+# A stored reading as the receiver hands it over: (station, element, time, value, quality,
+# received), an ObsRow or a plain tuple; only the first three are needed (and received if
+# present).
+_Row = Sequence[Any]
 
 
 @dataclass(frozen=True)
@@ -130,16 +120,15 @@ class Watch:
     def on_batch(self, rows: Iterable[_Row]) -> None:
         """Note the readings a committed batch stored (cheap: the work is done in :meth:`tick`)."""
         for r in rows:
-            key = (r.station, r.element)
-            known = self.elements.get(r.station)
+            station, element, t = int(r[0]), str(r[1]), int(r[2])
+            key = (station, element)
+            known = self.elements.get(station)
             if known is not None:
-                known[1].add(r.element)
-            received = getattr(r, "received", None)
-            if received is not None and received > self.seen.get(r.station, 0.0):
-                self.seen[r.station] = float(received)
+                known[1].add(element)
+            if len(r) > 5 and r[5] is not None and r[5] > self.seen.get(station, 0.0):
+                self.seen[station] = float(r[5])
             span = self.touched.get(key)
-            self.touched[key] = (r.time, r.time) if span is None else (min(span[0], r.time),
-                                                                       max(span[1], r.time))
+            self.touched[key] = (t, t) if span is None else (min(span[0], t), max(span[1], t))
 
     def tick(self, now: float | None = None) -> dict[str, int]:
         """One pass over every station; returns counts of what changed (for logs and tests)."""
@@ -178,7 +167,7 @@ class Watch:
                 self._save(g)
                 new += 1
             if times[-1] > start:  # new readings at the head: QC them too (another worker may
-                self.on_batch([_At(sid, element, times[0]), _At(sid, element, times[-1])])  # have stored them)
+                self.on_batch([(sid, element, times[0]), (sid, element, times[-1])])  # have stored them)
             self.scanned[key] = times[-1]
         return new
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .gaps import GapPolicy
-from .model import Gap, ObsRow
+from .model import Gap
 from .watch import Publish, Watch
 
 SpoolPaths = str | Path | Sequence[str | Path]
@@ -88,8 +88,9 @@ class WatchTask:
         self.errors = 0
         self.ticks = 0
 
-    def poll(self, store: Any, observations: Iterable[ObsRow] = ()) -> None:
-        """Note a committed batch's readings; tick when due. ``store``: the receiver's current one."""
+    def poll(self, store: Any, observations: Iterable[Sequence[Any]] = ()) -> None:
+        """Note a committed batch's readings (``ObsRow`` s or plain tuples in its field
+        order); tick when due. ``store``: the receiver's current one."""
         try:
             if self.watch is None:
                 q = self.queue

@@ -292,7 +292,7 @@ def test_qc_flags_set_by_the_watch_without_changing_values(tmp_path: Path, store
     values = [65.0, 65.1, 66.0, 85.0, 65.0] + [65.0] * 12
     batch = [ObsRow(SID, "water_level", t0 + 300 * i, v, "good", t0) for i, v in enumerate(values)]
     store.upsert_observations(batch)
-    watch.on_batch(batch)
+    watch.on_batch([tuple(r) for r in batch])  # the receiver hands plain tuples over
     watch.tick(t0 + 300 * len(values))
     got = store.observations(SID, "water_level", t0, t0 + 300 * len(values))
     assert [o.value for o in got] == values and {o.quality for o in got} == {"good"}
