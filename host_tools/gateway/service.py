@@ -243,6 +243,8 @@ class Gateway:
         if maddr is not None:
             self._start_metrics(*maddr)
         self.tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
+        await self.save_stats()  # --status (and hydrolink command) have it at once
+        await self.writer.flush()
         self.ready.set()
         not_open = [s.spec.url for s in self.serials if not s.connected.is_set()]
         log.info("gateway running", extra={"fields": {

@@ -308,6 +308,19 @@ class GatewayProc:
             t.join(5)
 
 
+def cli(*args: str) -> tuple[int, str, str]:
+    """``hydrolink ARGS`` in this process (no interpreter start): status, stdout, stderr."""
+    import io
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from host_tools.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        rc = main(list(args))
+    return rc, out.getvalue(), err.getvalue()
+
+
 def hydrolink(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     return subprocess.run([PY, "-m", "host_tools.cli", *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=timeout)

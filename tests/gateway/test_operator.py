@@ -10,7 +10,7 @@ from pathlib import Path
 
 from protocol import codec as c
 
-from .helpers import GatewayProc, Mosquitto, SimStation, Subscriber, hydrolink, run, tcp_conn
+from .helpers import GatewayProc, Mosquitto, SimStation, Subscriber, cli, run, tcp_conn
 
 
 def _events(sub: Subscriber, station: int, kind: str) -> list[dict[str, object]]:
@@ -26,15 +26,15 @@ def test_expired_and_cancelled_commands_are_not_sent_and_say_so(
     gw.start()
     spool = str(gw.spool)
     # no --registry: the command finds the gateway's registry through the spool
-    out = hydrolink("command", "--spool", spool, "1005", "reboot", "--expires", "3s")
-    assert out.returncode == 0, out.stderr
-    assert "queued command 1" in out.stdout and "expires 20" in out.stdout
-    out = hydrolink("command", "--spool", spool, "1005", "test-report")
-    assert out.returncode == 0, out.stderr
-    out = hydrolink("command", "--spool", spool, "1005", "--cancel", "2")
-    assert out.returncode == 0 and "never sent" in out.stdout, out
-    out = hydrolink("command", "--spool", spool, "1005", "--cancel", "2")
-    assert out.returncode == 1 and "already cancelled" in out.stderr, out
+    rc, out, err = cli("command", "--spool", spool, "1005", "reboot", "--expires", "2s")
+    assert rc == 0, err
+    assert "queued command 1" in out and "expires 20" in out
+    rc, out, err = cli("command", "--spool", spool, "1005", "test-report")
+    assert rc == 0, err
+    rc, out, err = cli("command", "--spool", spool, "1005", "--cancel", "2")
+    assert rc == 0 and "never sent" in out, (out, err)
+    rc, out, err = cli("command", "--spool", spool, "1005", "--cancel", "2")
+    assert rc == 1 and "already cancelled" in err, (out, err)
     queued_at = time.monotonic()
     st = SimStation(1005)
 
@@ -48,7 +48,7 @@ def test_expired_and_cancelled_commands_are_not_sent_and_say_so(
             if first:
                 break
             await asyncio.sleep(0.1)
-        await asyncio.sleep(max(0.0, 3.5 - (time.monotonic() - queued_at)))
+        await asyncio.sleep(max(0.0, 2.5 - (time.monotonic() - queued_at)))
         ack = await conn.send(st.report())
         assert isinstance(ack.body, c.Ack)
         later = [k.id for k in ack.body.commands]
@@ -68,12 +68,12 @@ def test_expired_and_cancelled_commands_are_not_sent_and_say_so(
     assert cancelled["commands"][0] == {"id": 2, "op": "test_report", "sends": 0,
                                         "queued": cancelled["commands"][0]["queued"],
                                         "expires": cancelled["commands"][0]["expires"]}
-    status = hydrolink("command", "--spool", spool, "--status", "1005").stdout.splitlines()
+    status = cli("command", "--spool", spool, "--status", "1005")[1].splitlines()
     assert status[0].split()[:6] == ["station", "id", "op", "state", "queued", "sent"]
     assert status[1].split()[3] == "expired" and status[2].split()[3] == "cancelled"
     assert status[1].split()[4].endswith("Z") and "T" in status[1].split()[4]  # ISO 8601
-    rows = [json.loads(x) for x in hydrolink("command", "--spool", spool, "--status",
-                                             "--json").stdout.splitlines()]
+    rows = [json.loads(x) for x in cli("command", "--spool", spool, "--status",
+                                       "--json")[1].splitlines()]
     assert [r["state"] for r in rows] == ["expired", "cancelled"]
     assert gw.terminate() == 0
 
@@ -85,7 +85,7 @@ def test_events_before_the_broker_connection_are_kept(
     gw = GatewayProc(tmp_path, registry, broker.url)
     gateways.append(gw)
     gw.start()  # its forwarder cannot connect
-    assert hydrolink("command", "--spool", str(gw.spool), "1006", "status-report").returncode == 0
+    assert cli("command", "--spool", str(gw.spool), "1006", "status-report")[0] == 0
     st = SimStation(1006)
 
     async def scenario() -> None:

@@ -3,7 +3,6 @@ work, a lock per spool, inputs that are not open, logs a technician can read."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from pathlib import Path
@@ -11,11 +10,14 @@ from pathlib import Path
 from host_tools.gateway.config import default_client_id
 from protocol import codec as c
 
-from .helpers import GatewayProc, Mosquitto, SimStation, hydrolink, run, tcp_conn
+from .helpers import GatewayProc, Mosquitto, SimStation, cli, hydrolink, run, tcp_conn
 
 
 def _one_line_exit_2(out: object, needle: str) -> None:
-    rc, err = out.returncode, out.stderr  # type: ignore[attr-defined]
+    if isinstance(out, tuple):
+        rc, _, err = out
+    else:
+        rc, err = out.returncode, out.stderr  # type: ignore[attr-defined]
     lines = err.strip().splitlines()
     assert rc == 2 and len(lines) == 1 and lines[0].startswith("hydrolink: "), (rc, err)
     assert needle in lines[0], err
@@ -27,15 +29,14 @@ def test_what_can_never_work_is_one_line_and_exit_2(tmp_path: Path, registry: Pa
     _one_line_exit_2(hydrolink(*base, "--spool", str(missing)), "does not exist")
     assert not missing.parent.exists(), "a typo must not create a fresh spool"
     spool = str(tmp_path / "s.db")
-    _one_line_exit_2(hydrolink(*base, "--spool", spool, "--serial", "bogus://x"),
+    _one_line_exit_2(cli(*base, "--spool", spool, "--serial", "bogus://x"),
                      "protocol 'bogus' not known")
-    _one_line_exit_2(hydrolink(*base, "--spool", spool, "--serial", "/dev/ttyS9?baudrate=abc"),
+    _one_line_exit_2(cli(*base, "--spool", spool, "--serial", "/dev/ttyS9?baudrate=abc"),
                      "baudrate='abc' is not a number")
-    _one_line_exit_2(hydrolink(*base, "--spool", spool, "--serial", "socket://nohost"),
+    _one_line_exit_2(cli(*base, "--spool", spool, "--serial", "socket://nohost"),
                      "--serial 'socket://nohost'")
-    _one_line_exit_2(hydrolink("gateway", "--registry", str(registry), "--listen", "127.0.0.1:0",
-                               "--no-mqtt", "--mqtt", "mqtt://h:1883", "--spool", spool),
-                     "contradict")
+    _one_line_exit_2(cli("gateway", "--registry", str(registry), "--listen", "127.0.0.1:0",
+                         "--no-mqtt", "--mqtt", "mqtt://h:1883", "--spool", spool), "contradict")
 
 
 def test_one_gateway_per_spool_and_status_says_if_it_runs(
@@ -68,15 +69,14 @@ def test_one_gateway_per_spool_and_status_says_if_it_runs(
     assert "silent=29" in summary and "stations=30" in summary  # 30 in the registry, 1 heard
     gw.wait_log("summary accepted=0", 15)  # counts since the last summary
 
-    status = hydrolink("gateway", "--status", "--spool", str(gw.spool))
-    assert status.returncode == 0 and status.stdout.startswith(
-        f"gateway: running (pid {gw.proc.pid})"), status
-    js = json.loads(hydrolink("gateway", "--status", "--json", "--spool", str(gw.spool)).stdout)
+    rc, out, _ = cli("gateway", "--status", "--spool", str(gw.spool))
+    assert rc == 0 and out.startswith(f"gateway: running (pid {gw.proc.pid})"), out
+    js = json.loads(cli("gateway", "--status", "--json", "--spool", str(gw.spool))[1])
     assert js["running"] is True and js["pid"] == gw.proc.pid
     assert gw.terminate() == 0
-    status = hydrolink("gateway", "--status", "--spool", str(gw.spool))
-    assert status.returncode == 0 and status.stdout.startswith("gateway: NOT RUNNING"), status
-    js = json.loads(hydrolink("gateway", "--status", "--json", "--spool", str(gw.spool)).stdout)
+    rc, out, _ = cli("gateway", "--status", "--spool", str(gw.spool))
+    assert rc == 0 and out.startswith("gateway: NOT RUNNING"), out
+    js = json.loads(cli("gateway", "--status", "--json", "--spool", str(gw.spool))[1])
     assert js["running"] is False and js["saved"]["accepted"] == {"data": 3}
     assert js["stations"]["1007"]["frames"] == 3
 
@@ -90,15 +90,8 @@ def test_a_missing_device_is_retried_and_reported(
     assert re.search(r"not_open=\S*ttyUSB7", line), line
     gw.wait_log("serial port unavailable")
 
-    def shows_not_open() -> bool:
-        out = hydrolink("gateway", "--status", "--spool", str(gw.spool)).stdout
-        return f"serial:{dev} NOT OPEN" in out
-
-    for _ in range(100):
-        if shows_not_open():
-            break
-        asyncio.run(asyncio.sleep(0.1))
-    assert shows_not_open()
+    out = cli("gateway", "--status", "--spool", str(gw.spool))[1]  # saved at start
+    assert f"serial:{dev} NOT OPEN: " in out, out
     assert gw.terminate() == 0
 
 
@@ -123,12 +116,12 @@ def test_a_bad_value_in_the_toml_file_names_the_file_and_the_key(
     conf = tmp_path / "gateway.toml"
     conf.write_text(f'[gateway]\nregistry = "{registry}"\nlisten = "127.0.0.1:0"\n'
                     "max_connections = -5\nmqtt = \"mqtt://localhost:1883\"\n")
-    _one_line_exit_2(hydrolink("gateway", "--config", str(conf)),
+    _one_line_exit_2(cli("gateway", "--config", str(conf)),
                      f"{conf}: max_connections = -5: must be positive")
     conf.write_text(f'[gateway]\nregistry = "{registry}"\nlisten = "127.0.0.1:0"\n'
                     'serial = ["/dev/ttyS9?baudrate=fast"]\n')
-    _one_line_exit_2(hydrolink("gateway", "--config", str(conf)),
+    _one_line_exit_2(cli("gateway", "--config", str(conf)),
                      f"{conf}: serial '/dev/ttyS9?baudrate=fast': baudrate='fast' is not a number")
     # a flag overrides the file, and is named as the flag
-    _one_line_exit_2(hydrolink("gateway", "--config", str(conf), "--serial", "bogus://x",
+    _one_line_exit_2(cli("gateway", "--config", str(conf), "--serial", "bogus://x",
                                "--idle-timeout", "0"), "--serial 'bogus://x'")
