@@ -73,6 +73,7 @@ class GatewayHost:
         self.down = False  # gateway process down: bytes to it are lost
         self.gw: Gateway | None = None
         self.restarts = 0
+        self.refused = 0  # frames the spool could not store (not ACKed)
         self.deliver_s = 0.0  # wall time boards spent waiting on the gateway (bench/sim_speed.py)
         self.delivers = 0
         self.loop = asyncio.new_event_loop()
@@ -101,6 +102,7 @@ class GatewayHost:
     def stop(self) -> None:
         """A clean stop (SIGTERM): commit, drain to MQTT briefly, close."""
         if self.gw is not None:
+            self.refused += self.gw.stats.refused
             self.call(self.gw.stop())
             self.gw = None
         if self.thread.is_alive():
@@ -112,6 +114,7 @@ class GatewayHost:
     def kill9(self) -> None:
         """The gateway dies where it is: no flush, no saved stats, forwarder SIGKILLed."""
         if self.gw is not None:
+            self.refused += self.gw.stats.refused
             self.call(self._kill(self.gw))
             self.gw = None
 
