@@ -70,6 +70,28 @@ class StationsCache:
         return self.all().get(station)
 
 
+class Periods:
+    """Each station's report period, learned from when its readings of the last day arrived
+    (:func:`host_tools.center.alarms.report_period`, the watch's rule), kept ``ttl_s``
+    (spread over 0.5 .. 1.5 x ttl by station, so they are not all read again at once)."""
+
+    def __init__(self, ttl_s: float = 600.0) -> None:
+        self.ttl_s = ttl_s
+        self._known: dict[int, tuple[float, float | None]] = {}  # station -> (until, period)
+
+    def get(self, store: Store, meta: StationMeta, elements: Sequence[str], now: int) -> float | None:
+        hit = self._known.get(meta.station)
+        mono = time.monotonic()
+        if hit is not None and mono < hit[0]:
+            return hit[1]
+        from host_tools.center.alarms import report_period
+
+        stamps = store.received_since(meta.station, elements, now - 86400)
+        period = report_period(stamps, meta.record_interval_s)
+        self._known[meta.station] = (mono + self.ttl_s * (0.5 + (meta.station % 101) / 100), period)
+        return period
+
+
 @dataclass
 class StationFacts:
     """What the overview shows of one station."""
@@ -81,6 +103,7 @@ class StationFacts:
     rain_24h: float | None = None
     battery_v: float | None = None
     alarms: list[CenterAlarm] = field(default_factory=list)
+    period_s: float | None = None
 
 
 def _chunks(seq: Sequence[Any], n: int = CHUNK) -> Iterator[Sequence[Any]]:
@@ -161,11 +184,12 @@ def alarm_frames_seen(store: Store, stations: Sequence[int]) -> dict[int, float]
     return out
 
 
-def overview_facts(store: Store, now: int) -> list[StationFacts]:
+def overview_facts(store: Store, now: int, periods: Periods | None = None) -> list[StationFacts]:
     """Everything the overview shows, for every station of the registry."""
     metas = store.stations()
     facts = {m.station: StationFacts(m) for m in metas}
-    pairs = [(m.station, e) for m in metas for e in station_elements(store, m)]
+    elements = {m.station: station_elements(store, m) for m in metas}
+    pairs = [(m.station, e) for m in metas for e in elements[m.station]]
     ids = [m.station for m in metas]
     for (s, e), (obs, received) in latest_many(store, pairs).items():
         f = facts[s]
@@ -188,6 +212,9 @@ def overview_facts(store: Store, now: int) -> list[StationFacts]:
     for a in store.center_alarms(active_only=True):
         if a.station in facts:
             facts[a.station].alarms.append(a)
+    if periods is not None:
+        for m in metas:
+            facts[m.station].period_s = periods.get(store, m, elements[m.station], now)
     return list(facts.values())
 
 

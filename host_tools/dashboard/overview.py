@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from protocol.elements import BY_NAME
 
-from .database import StationFacts, Stores, overview_facts
+from .database import Periods, StationFacts, Stores, overview_facts
 from .status import Facts, conditions, sort_key, stage_position
 from .timefmt import fmt_time, station_zone, zone
 
@@ -69,7 +69,7 @@ def build_row(f: StationFacts, now: float) -> Row:
         now=now, interval_s=m.record_interval_s, last_seen=f.last_seen,
         active_alarms={a.kind for a in f.alarms},
         qualities={e: o.quality for e, o in f.latest.items()}, level_m=level_v,
-        battery_v=f.battery_v, stages=m.stages, alarms=m.alarms))
+        battery_v=f.battery_v, stages=m.stages, alarms=m.alarms, period_s=f.period_s))
     order = [e for e in SHOWN_ELEMENTS if e in f.latest] + sorted(
         e for e in f.latest if e not in SHOWN_ELEMENTS)
     values = tuple(Value(e, fmt_value(e, f.latest[e].value),
@@ -108,6 +108,7 @@ class OverviewCache:
         self._snap: Snapshot | None = None
         self._lock = threading.Lock()
         self.renders: dict[tuple[str, str], bytes] = {}  # (digest, lang) -> table html
+        self.periods = Periods()
 
     def get(self) -> Snapshot:
         snap = self._snap
@@ -119,7 +120,7 @@ class OverviewCache:
                 return snap
             t0 = time.monotonic()
             now = self.clock()
-            rows = tuple(build_rows(overview_facts(self.stores.get(), int(now)), now))
+            rows = tuple(build_rows(overview_facts(self.stores.get(), int(now), self.periods), now))
             digest = hashlib.sha256(repr(rows).encode()).hexdigest()[:16]
             took = time.monotonic() - t0
             if self._snap is None or digest != self._snap.digest:

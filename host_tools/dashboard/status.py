@@ -5,12 +5,13 @@ conditions, from worst to least bad:
 
 - ``alarm``: a center alarm other than silence and battery is active (a stage crossed,
   heavy rain), or the latest level is at or above one of the registry stages;
-- ``silent``: nothing received for ``silent_intervals`` record intervals (registry
-  ``alarms.silent_intervals``, default 3), never received, or a center ``silent`` alarm;
+- ``silent``: nothing received for one report period plus ``silent_intervals`` record
+  intervals (registry ``alarms.silent_intervals``, default 3; the center watch's rule),
+  never received, or a center ``silent`` alarm;
 - ``fault``: the latest value of some element has quality ``fault``;
 - ``battery``: the latest battery reading is below ``alarms.battery_low_v``, or a center
   ``battery_low`` alarm is active;
-- ``late``: nothing received for more than 1.5 record intervals (not yet silent);
+- ``late``: the next report is overdue by half a record interval (not yet silent);
 - ``ok``: reporting.
 """
 
@@ -23,7 +24,7 @@ STATES = ("alarm", "silent", "fault", "battery", "late", "ok")
 RANK = {s: i for i, s in enumerate(STATES)}
 LABEL_KEY = {"alarm": "st_alarm", "silent": "st_silent", "fault": "st_fault",
              "battery": "st_battery", "late": "st_late", "ok": "st_ok"}
-LATE_INTERVALS = 1.5
+LATE_INTERVALS = 0.5
 DEFAULT_SILENT_INTERVALS = 3.0
 
 
@@ -40,6 +41,7 @@ class Facts:
     battery_v: float | None = None
     stages: Mapping[str, float] | None = None
     alarms: Mapping[str, float] | None = None    # the registry ``alarms`` thresholds
+    period_s: float | None = None                # the learned report period
 
 
 def conditions(f: Facts) -> list[str]:
@@ -51,7 +53,8 @@ def conditions(f: Facts) -> list[str]:
             f.level_m is not None and any(f.level_m >= v for v in stages.values())):
         out.append("alarm")
     age = None if f.last_seen is None else f.now - f.last_seen
-    silent_after = float(alarms.get("silent_intervals", DEFAULT_SILENT_INTERVALS)) * f.interval_s
+    expected = max(float(f.interval_s), f.period_s or 0.0)  # the next report is due after this
+    silent_after = expected + float(alarms.get("silent_intervals", DEFAULT_SILENT_INTERVALS)) * f.interval_s
     silent = age is None or age >= silent_after or "silent" in f.active_alarms
     if silent:
         out.append("silent")
@@ -61,7 +64,7 @@ def conditions(f: Facts) -> list[str]:
     if "battery_low" in f.active_alarms or (
             low is not None and f.battery_v is not None and f.battery_v < low):
         out.append("battery")
-    if not silent and age is not None and age > LATE_INTERVALS * f.interval_s:
+    if not silent and age is not None and age > expected + LATE_INTERVALS * f.interval_s:
         out.append("late")
     return out or ["ok"]
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from host_tools.center.alarms import report_period
 from host_tools.center.store import as_rows, open_store
 from host_tools.center.watch import Watch
 from host_tools.dashboard import users
@@ -96,7 +97,8 @@ def browser(tmp_path_factory: pytest.TempPathFactory, site: Site) -> Iterator[ob
 def expected_states(db: str, now: float) -> dict[int, str]:
     """Each station's worst state from the store, by the rules of the README (not the app's
     code): an active center alarm other than silence/battery, or a level at a stage -> alarm;
-    nothing received (the store's last_seen) for three intervals -> silent, for 1.5 -> late;
+    nothing received (the store's last_seen) for a report period (the watch's report_period)
+    and three intervals -> silent, past the period and half an interval -> late;
     else reporting (the run has no faults)."""
     store = open_store(db)
     try:
@@ -112,9 +114,11 @@ def expected_states(db: str, now: float) -> dict[int, str]:
                 continue
             seen = store.last_seen(m.station)
             age = None if seen is None else now - seen
-            if age is None or age >= 3 * m.record_interval_s:
+            stamps = store.received_since(m.station, list(latest), int(now) - 86400)
+            due = max(m.record_interval_s, report_period(stamps, m.record_interval_s) or 0)
+            if age is None or age >= due + 3 * m.record_interval_s:
                 out[m.station] = "silent"
-            elif age > 1.5 * m.record_interval_s:
+            elif age > due + 0.5 * m.record_interval_s:
                 out[m.station] = "late"
             else:
                 out[m.station] = "ok"
