@@ -14,33 +14,34 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from gateway.helpers import GatewayProc
+from gateway.helpers import GatewayProc, Mosquitto, Subscriber
 
 from protocol import codec
 
 from .flashkit import blank_image, board, hydrolink, key_of, ok, wait_for
 
-STATIONS = (1001, 1002, 1003, 1004, 1005)
+STATIONS = (91001, 91002, 91003, 91004, 91005)  # ids no other test publishes on the shared broker
 
 
 @dataclass
 class Workspace:
     dir: Path
     gateway: GatewayProc
+    broker: Mosquitto
 
     def flash(self, *args: str) -> subprocess.CompletedProcess[str]:
         return hydrolink(self.dir, "flash", "--board", "sim", "--build", str(self.dir / "build" / "sim"), *args)
 
 
 @pytest.fixture(scope="module")
-def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
+def ws(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto) -> Iterator[Workspace]:
     d = tmp_path_factory.mktemp("field")
     ok(hydrolink(d, "build", "--board", "sim", "--out", str(d / "build")))
     for sid in STATIONS:
         ok(hydrolink(d, "provision", str(sid), "--name", f"test {sid}", "--set", "holdoff_s=5"))
-    gw = GatewayProc(d, d / "registry.toml", None).start()
+    gw = GatewayProc(d, d / "registry.toml", mosquitto.url).start()  # the real broker
     try:
-        yield Workspace(d, gw)
+        yield Workspace(d, gw, mosquitto)
     finally:
         gw.close()
 
@@ -56,7 +57,8 @@ def _acked(link: object, sid: int, key: bytes) -> codec.Frame:
 
 
 def test_flash_port_then_the_gateway_accepts_the_first_report(ws: Workspace, tmp_path: Path) -> None:
-    sid = 1001
+    sid = 91001
+    sub = Subscriber(ws.broker.port, f"hydrolink/v1/{sid}/#", name="field-flash").start()
     img = blank_image(tmp_path / "flash.img")
     b, link = board(tmp_path / "board", img, ws.gateway.port)
     b.start(boot="repl")  # a new board: nothing on its flash, so its REPL
@@ -74,6 +76,9 @@ def test_flash_port_then_the_gateway_accepts_the_first_report(ws: Workspace, tmp
         assert b.boots[:2] == ["repl", "firmware"]
         _acked(link, sid, key_of(ws.dir, sid))
         ws.gateway.wait_log(f"station heard station={sid}", 30)
+        # and the center's side of the broker has it
+        sub.wait(lambda ms: any(t.rsplit("/", 1)[-1] in ("obs", "status", "alarm") for t, _, _ in ms), 60,
+                 f"station {sid}'s first report on MQTT")
         fs = b.flash()
         with fs.open("config.json", "r") as f:
             assert json.loads(f.read())["station"] == sid
@@ -82,12 +87,13 @@ def test_flash_port_then_the_gateway_accepts_the_first_report(ws: Workspace, tmp
         assert "files match the build" in r.stdout and f"as station {sid}" in r.stdout
         assert b.boots[:4] == ["repl", "firmware", "repl", "firmware"]
     finally:
+        sub.stop()
         b.stop()
         link.close()
 
 
 def test_flash_image_then_the_board_boots_from_it(ws: Workspace, tmp_path: Path) -> None:
-    sid = 1002
+    sid = 91002
     img = tmp_path / "station.img"
     r = ok(ws.flash("--image", str(img), "--station", str(sid), "--block-count", "256"))
     assert "checked by mounting it again" in r.stdout
@@ -107,7 +113,7 @@ def test_flash_image_then_the_board_boots_from_it(ws: Workspace, tmp_path: Path)
 
 
 def test_a_board_with_another_stations_key_is_rejected(ws: Workspace, tmp_path: Path) -> None:
-    sid, other = 1003, 1004
+    sid, other = 91003, 91004
     cfg = json.loads((ws.dir / "stations" / str(sid) / "config.json").read_text())
     cfg["key"] = key_of(ws.dir, other).hex()  # e.g. a config.json copied from the wrong folder
     bad = tmp_path / "config.json"
@@ -128,7 +134,7 @@ def test_a_board_with_another_stations_key_is_rejected(ws: Workspace, tmp_path: 
 
 
 def test_an_interrupted_flash_is_detected_and_a_second_flash_repairs_it(ws: Workspace, tmp_path: Path) -> None:
-    sid = 1005
+    sid = 91005
     img = blank_image(tmp_path / "flash.img")
     b, link = board(tmp_path / "board", img, ws.gateway.port, kill_after=60_000)
     b.start(boot="repl")
