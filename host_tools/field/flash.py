@@ -17,6 +17,7 @@ filesystem partition, checked by mounting it again; a virtual board boots from i
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import re
 import sys
@@ -27,7 +28,7 @@ from typing import Any
 from host_tools.field.build import DEFAULT_OUT, BuildFailed, fail
 from host_tools.field.plan import LAST, FlashError, Plan, Progress, make_plan
 
-CHUNK = 1024  # bytes per REPL write: small enough for a board's heap with raw-paste
+CHUNK = 1536  # bytes per REPL write (2 KB as base64 text): little heap on the board
 BOOT_LINE = re.compile(rb"boot: station (\d+) cause")  # station.py logs it once running
 _HASH = """import hashlib,os
 def _h(p):
@@ -114,9 +115,10 @@ def write_port(t: Any, plan: Plan, stream: Any) -> None:
     try:
         for it in plan.items:
             tmp = it.path + ".new"
-            _exec(t, f"f=open({tmp!r},'wb')\nw=f.write", f"open {it.path}")
+            _exec(t, f"from binascii import a2b_base64 as _b\nf=open({tmp!r},'wb')\nw=f.write", f"open {it.path}")
             for i in range(0, len(it.data), CHUNK):
-                _exec(t, f"w({it.data[i:i + CHUNK]!r})", f"write {it.path}")
+                # base64: 4/3 of the bytes on the wire, where repr() of .mpy bytes is ~2.5 times
+                _exec(t, f"w(_b({base64.b64encode(it.data[i:i + CHUNK]).decode()!r}))", f"write {it.path}")
                 done += len(it.data[i:i + CHUNK])
                 bar.update(done, it.path)
             # whole or not at all: a cut leaves the old file, or a .new beside it
