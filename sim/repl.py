@@ -137,7 +137,7 @@ class PtyBoard:
         workdir.mkdir(parents=True, exist_ok=True)
         mpy = workdir / "mpy"
         try:
-            build_mpy(mpy, modules=["boards/simboot.py", "boards/simrepl.py"])
+            build_mpy(mpy)  # the ROM; and all of it for VBoard, so a reset does not wait on mpy-cross
         except BuildError as e:
             raise SimError(str(e)) from None
         self.rom = workdir / "rom"

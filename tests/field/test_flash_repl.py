@@ -38,7 +38,7 @@ def test_mpremote_exec_cp_sha256_and_soft_reset_on_the_pty(tmp_path: Path) -> No
         assert b.boots == ["repl"]
         # machine.reset() is a hard reset: the board boots main.py, finds none, and is back at its REPL
         mpremote(b.port, "exec", "--no-follow", "import machine; machine.reset()")
-        wait_for(lambda: b.boots[-2:] == ["firmware", "repl"], 30, "the reset board back at its REPL")
+        wait_for(lambda: b.boots[-2:] == ["firmware", "repl"], 120, "the reset board back at its REPL")
         assert mpremote(b.port, "exec", "print('again')").stdout == "again\n"
     finally:
         b.stop()
