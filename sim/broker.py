@@ -76,7 +76,7 @@ class Broker:
         from amqtt.broker import Broker as AmqttBroker  # type: ignore[import-untyped,unused-ignore]
 
         cfg = {"listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
-               "sys_interval": 0, "auth": {"allow-anonymous": True}, "topic-check": {"enabled": False}}
+               "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}}
         self._amqtt = AmqttBroker(cfg, loop=asyncio.get_running_loop())
         await self._amqtt.start()
 

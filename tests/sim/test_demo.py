@@ -1,0 +1,88 @@
+"""`hydrolink demo` and `hydrolink sim` as a user runs them, and the embedded broker path."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sim.fleet import Fleet, Options
+from sim.report import build
+
+ROOT = Path(__file__).resolve().parents[2]
+HL = [sys.executable, "-m", "host_tools.cli"]
+
+
+def _running_in(d: Path) -> list[str]:
+    """Processes whose working directory is under ``d`` (VMs, broker, forwarder of a run there)."""
+    out = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cwd = os.readlink(proc / "cwd")
+                cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if cwd.startswith(str(d)) and "pytest" not in cmd:
+                out.append(f"{proc.name}: {cmd}")
+    return out
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def test_demo_runs_and_writes_its_database_and_plots(tmp_path: Path) -> None:
+    for run in (1, 2):  # a second run starts clean
+        p = subprocess.run([*HL, "demo", "--quiet", "--json", "r.json"], cwd=tmp_path, env=_env(),
+                           capture_output=True, text=True, timeout=240)
+        assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+        rep = json.loads((tmp_path / "r.json").read_text())
+        assert rep["total"]["lost"] == 0 and rep["total"]["duplicates"] == 0
+        assert rep["total"]["alarms_truth"] >= 6 and rep["total"]["alarms_arrived"] == rep["total"]["alarms_truth"]
+        assert {r["kind"] for r in rep["rows"]} == {"rain", "river", "reservoir"} and len(rep["rows"]) == 6
+        assert (tmp_path / "demo-out" / "center.db").exists()
+        assert len(list((tmp_path / "demo-out" / "plots").glob("*.png"))) == 7
+        assert "center database:" in p.stdout and "plots:" in p.stdout, run
+    assert not _running_in(tmp_path)
+
+
+def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
+    p = subprocess.Popen([*HL, "sim", "--stations", "2", "--days", "20", "--workdir", str(tmp_path / "w")],
+                         cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list((tmp_path / "w").glob("st*/vm1.log")):
+        time.sleep(0.2)
+    time.sleep(3)
+    os.killpg(p.pid, signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err[-2000:]
+    assert b"interrupted" in err
+    deadline = time.monotonic() + 20
+    while _running_in(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _running_in(tmp_path)  # no VM, broker or forwarder of this run still running
+
+
+def test_bad_usage_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    p = subprocess.run([*HL, "sim", "--outage", "12x@day2"], cwd=tmp_path, env=_env(),
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2
+    assert p.stderr.strip().count("\n") == 0 and p.stderr.startswith("hydrolink: --outage")
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning", "ignore::pytest.PytestUnraisableExceptionWarning")
+def test_embedded_amqtt_broker_mqtt_311(tmp_path: Path) -> None:
+    # amqtt leaves its client sockets to the garbage collector at shutdown (its warnings)
+    f = Fleet(Options(stations=2, days=1, seed=2, workdir=tmp_path, progress=False, broker="amqtt"))
+    f.run()
+    assert f.broker is not None and f.broker.kind == "amqtt"
+    rep = build(f)
+    assert rep.ok and rep.total["stored"] == rep.total["recorded"] > 500
