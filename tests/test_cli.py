@@ -411,10 +411,7 @@ def test_registry_errors_through_the_cli(case: str, tmp_path: Path) -> None:
 # ---------------------------------------------------------------- the command table
 
 
-def test_demo_placeholder_and_usage() -> None:
-    r = hydrolink("demo")
-    assert (r.returncode, r.stdout.decode()) == (
-        0, "hydrolink demo: not yet — arrives with the demo issue\n")
+def test_usage() -> None:
     r = hydrolink("frobnicate")
     assert r.returncode == 2
     [line] = err_lines(r)
