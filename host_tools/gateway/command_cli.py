@@ -101,6 +101,9 @@ def cmd_command(argv: list[str]) -> int:
             if a.words or a.cancel is not None:
                 raise CommandError("--status takes at most a station id")
             return _status(spool_path, a.station, a.json)
+        if a.station is None and a.cancel is not None:
+            raise CommandError(f"give the station too: hydrolink command STATION --cancel "
+                               f"{a.cancel}")
         if a.station is None:
             raise CommandError("give a station id and a command, e.g. 1001 report_interval=300")
         if not 1 <= a.station <= MAX_STATION:

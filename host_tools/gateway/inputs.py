@@ -70,7 +70,8 @@ class TcpLink(asyncio.Protocol):
             return
         self.server.links.add(self)
         self.server.stats_connections(len(self.server.links))
-        log.info("connection opened", extra={"fields": {"link": self.name}})
+        # debug: the info line is "station connected", once the first frame names it
+        log.debug("connection opened", extra={"fields": {"link": self.name}})
 
     def data_received(self, data: bytes) -> None:
         self.last = time.monotonic()
