@@ -96,6 +96,12 @@ def run(argv: list[str], prog: str = "hydrolink sim", demo: bool = False) -> int
             return 130
         rep = build(f)
         print(table(rep))
+        try:
+            from sim.center_views import morning_report
+
+            print("\nThe center's morning report:\n" + morning_report(f))
+        except Exception as e:  # noqa: BLE001 - the center's views are optional for the run's verdict
+            print(f"hydrolink: (no morning report: {e})", file=sys.stderr)
         if args.json is not None:
             args.json.write_text(rep.to_json() + "\n")
         if db is not None:
@@ -105,6 +111,12 @@ def run(argv: list[str], prog: str = "hydrolink sim", demo: bool = False) -> int
             from sim.plots import write_plots
 
             files = write_plots(f, plots)
+            try:
+                from sim.center_views import center_plots
+
+                files += center_plots(f, plots)
+            except Exception as e:  # noqa: BLE001
+                print(f"hydrolink: (no center hydrographs: {e})", file=sys.stderr)
             print(f"plots: {plots.resolve()} ({len(files)} files)")
         print(f"simulated {args.stations * args.days:g} station-days in {f.wall:.0f} s wall")
         return 0 if rep.ok else 1

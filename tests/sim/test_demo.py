@@ -48,7 +48,9 @@ def test_demo_runs_and_writes_its_database_and_plots(tmp_path: Path) -> None:
         assert rep["total"]["alarms_truth"] >= 6 and rep["total"]["alarms_arrived"] == rep["total"]["alarms_truth"]
         assert {r["kind"] for r in rep["rows"]} == {"rain", "river", "reservoir"} and len(rep["rows"]) == 6
         assert (tmp_path / "demo-out" / "center.db").exists()
-        assert len(list((tmp_path / "demo-out" / "plots").glob("*.png"))) == 7
+        plots = tmp_path / "demo-out" / "plots"
+        assert len(list(plots.glob("station-*.png"))) == 6 and (plots / "center-fleet.png").exists()
+        assert "morning report" in p.stdout
         assert "center database:" in p.stdout and "plots:" in p.stdout, run
     assert not _running_in(tmp_path)
 
