@@ -32,11 +32,11 @@ def morning_report(f: Fleet) -> str:
 
 def center_plots(f: Fleet, out: Path) -> list[Path]:
     """``hydrolink plot``'s figure for each station and one for the whole fleet."""
+    import matplotlib
+
     from host_tools.center.plot import figure, load_panel, save
     from host_tools.center.store import open_store
     from host_tools.center.views import zone
-
-    import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
