@@ -26,6 +26,7 @@ def _lifespan(stores: Stores) -> Callable[[Starlette], contextlib.AbstractAsyncC
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
+        app.state.dash.extra["overview"].close()
         stores.close()
 
     return lifespan
