@@ -65,6 +65,13 @@ names = (
 
 
 def out(b, s):
+    # one answer line, CR LF; past 80 columns wrapped at a space, indented
+    while len(s) > 80:
+        i = s.rfind(" ", 0, 79)
+        if i < 8:
+            i = 79
+        b.write(s[:i] + names[_PROMPT][:2])
+        s = "      " + s[i:].lstrip()  # (long literal)
     b.write(s + names[_PROMPT][:2])  # CR LF
 
 
@@ -144,8 +151,8 @@ async def main(app, t):
     b = app.board
     x = [bytearray(), None, False, 0, False]  # line, write awaiting the PIN, unlocked, last byte, confirm
     try:
-        b.write("\r\nhydrolink station %d console; help lists the commands%s" % (
-            app.station, names[_PROMPT]))
+        # no prompt yet: the key that opened the session gives it (Enter)
+        out(b, "\r\nhydrolink station %d console; help lists the commands" % app.station)
         idle = 0
         while idle < _IDLE_MS:
             data = b.read()
@@ -222,7 +229,7 @@ def state(app):
 def holdoff(app):
     # -> minutes writes stay locked after wrong PINs, or 0
     left = state(app)[1] - app.board.time()
-    return left // 60 + 1 if left > 0 else 0
+    return (left + 59) // 60 if left > 0 else 0
 
 
 def update(app, x, data):
@@ -269,7 +276,7 @@ async def run(app, x, data):
     args = names[_WORDS].split()
     if w[0] not in args:
         out(b, "error: unknown command '%s'; did you mean '%s'? (help lists them)" % (
-            w[0][:20], find(w[0], args)))
+            w[0][:16], find(w[0], args)))
         return False
     k = args.index(w[0])
     show = len(w) > 1 and w[1] == names[_SUB].split()[0]
@@ -331,7 +338,7 @@ def status(app):
     out(b, "station %d   firmware %s   up %d h %d min   reset cause %d" % (
         app.station, s[3], s[4] // 3600, s[4] // 60 % 60, s[5]))
     out(b, "clock   %s, %s" % (gmtime(b.time()), "synced by the center" if up.synced else "not synced yet"))
-    out(b, "        offset at the last sync %+d s (station minus center), %d syncs" % (s[10], c[8]))
+    out(b, "        last sync offset %+d s (station - center), %d syncs" % (s[10], c[8]))
     out(b, "battery %s V   logger %s degC   power %s" % (
         format(s[1], 3), format(s[2], 1), names[_POWER].split()[app.pw.state]))
     o = s.get(7)
@@ -343,8 +350,8 @@ def status(app):
     k = names[_KINDS].split()
     al = [k[e[0]] for e in app.alarms.active()]
     out(b, "alarms   %s" % (" ".join(al) if al else "none active"))
-    f = "rain gauge STUCK" if app.gauge.stuck else "none at the moment"
-    out(b, "faults  %s; sensor faults %d, bad downlink %d, watchdog resets %d" % (f, c[2], c[11], c[10]))
+    f = "rain gauge STUCK" if app.gauge.stuck else "none at the moment"  # (long literal: no qstr)
+    out(b, "faults  %s; sensor %d, bad downlink %d, watchdog resets %d" % (f, c[2], c[11], c[10]))
     m = holdoff(app)
     p = state(app)
     out(b, "PIN     %d wrong in all, %d in a row; writes %s" % (
@@ -384,7 +391,7 @@ def read(app, t):
 def cstate(app):
     b = app.board
     out(b, "clock   %s (%d s since 2024-01-01)" % (gmtime(b.time()), b.time()))
-    out(b, "        %s; offset at the last sync %+d s (station minus center)" % (
+    out(b, "        %s; last sync offset %+d s (station - center)" % (
         "synced by the center" if app.uplink.synced else "not synced since boot", app.store.clk))
 
 

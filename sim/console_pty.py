@@ -113,6 +113,10 @@ class ConsolePty:
             if time.monotonic() >= end:
                 return target
 
+    def attach(self, vms: int) -> None:
+        """Pace from virtual ``vms`` on, as if a byte had been typed then (a test about to type)."""
+        self._last_in = vms
+
     def drain(self, timeout: float = 30.0) -> None:
         """Write out throttled output still buffered (at the end of a run)."""
         end = time.monotonic() + timeout

@@ -67,6 +67,9 @@ class Session:
             self.port.write(b"\r")  # the first key may be lost to a sleeping board (ESP32)
             try:
                 self.read_until((PROMPT,), min(2.0, max(end - time.monotonic(), 0.1)))
+                time.sleep(0.3)  # a prompt for every Enter sent: the last one counts
+                self.port.read(self.port.in_waiting or 1)
+                self._buf.clear()
                 return
             except ConsoleError:
                 if time.monotonic() >= end:
