@@ -158,7 +158,7 @@ def test_console_session_while_the_board_samples_and_reports(rig: tuple[VBoard, 
         p.send("exit\r")
         p.expect("console closed")
         p = _session(con.path)
-        for i in range(5):
+        for _ in range(5):
             _cmd(p, "config set report_interval 900", ASK)
             out = _cmd(p, "000000")
         assert "writes are locked for 15 min" in out
