@@ -224,9 +224,9 @@ class Worker:
         return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
 
     def stop(self) -> None:
-        assert self.proc is not None
-        self.proc.terminate()
-        self.proc.wait(60)
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(60)
 
 
 def count(url: str) -> int:
@@ -251,13 +251,16 @@ def center_run(workdir: Path, url: str, port: int, msgs: list[tuple[str, bytes]]
     for w in ws:
         w.stop()
     publish(port, msgs)
-    for w in ws:
-        w.start()
-    wait(lambda: count(url) >= readings, 600, "every reading stored", step=0.05)
-    end = time.time()
-    start = min(w.connected_at() for w in ws[-1:] + ws[:-1] if len(w.lines("mqtt connected")) >= 2)
-    for w in ws:
-        w.stop()
+    try:
+        for w in ws:
+            w.start()
+        wait(lambda: count(url) >= readings, 600, "every reading stored", step=0.05)
+        end = time.time()
+        wait(lambda: all(len(w.lines("mqtt connected")) >= 2 for w in ws), 10, "the log lines")
+        start = min(w.connected_at() for w in ws)
+    finally:
+        for w in ws:
+            w.stop()
     return readings / (end - start)
 
 

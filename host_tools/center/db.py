@@ -9,12 +9,18 @@ observation rows into the temporary table ``obs_in`` the fastest way it can
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .model import ObsRow
+from .model import Row
+
+try:
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - orjson is a dependency
+    _orjson = None  # type: ignore[assignment]
 from .schema import Migration, migrate
 
 Params = Sequence[Any]
@@ -22,6 +28,19 @@ Params = Sequence[Any]
 OBS_IN = """CREATE TEMP TABLE IF NOT EXISTS obs_in (
     station BIGINT NOT NULL, element TEXT NOT NULL, time BIGINT NOT NULL,
     value {real}, quality TEXT NOT NULL, received {real} NOT NULL)"""
+
+
+def _dumps(rows: Sequence[Row]) -> str:
+    return _orjson.dumps(rows, default=tuple).decode() if _orjson is not None else json.dumps(rows)
+
+
+INSERT_NEW = ("INSERT INTO observations (station, element, time, value, quality, received, source)"
+              " SELECT station, element, time, value, quality, received, ? FROM {src} WHERE true"
+              " ON CONFLICT DO NOTHING")
+_JSON_ROWS = ("(SELECT json_extract(value, '$[0]') AS station, json_extract(value, '$[1]') AS element,"
+              " json_extract(value, '$[2]') AS time, json_extract(value, '$[3]') AS value,"
+              " json_extract(value, '$[4]') AS quality, json_extract(value, '$[5]') AS received"
+              " FROM json_each(?))")
 
 
 class StoreError(Exception):
@@ -37,6 +56,7 @@ class Database:
 
     def __init__(self) -> None:
         self._depth = 0
+        self._staged = False
 
     def query(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
         """Run a read and return all rows."""
@@ -50,7 +70,7 @@ class Database:
         """Run one write for each parameter row."""
         raise NotImplementedError
 
-    def stage_observations(self, rows: Sequence[ObsRow]) -> None:
+    def stage_observations(self, rows: Sequence[Row]) -> None:
         """Fill the empty temp table ``obs_in`` with ``rows``."""
         raise NotImplementedError
 
@@ -58,9 +78,24 @@ class Database:
         """Create the session's temp table ``obs_in`` (after the schema exists)."""
         raise NotImplementedError
 
+    def insert_new(self, rows: Sequence[Row], source: str) -> int:
+        """Insert the rows whose key is not stored yet; return how many. May leave ``rows``
+        staged in ``obs_in`` (see :meth:`stage_for_revisions`)."""
+        self.stage_observations(rows)
+        self._staged = True
+        return self.execute(INSERT_NEW.format(src="obs_in"), (source,))
+
+    def stage_for_revisions(self, rows: Sequence[Row]) -> None:
+        """Make sure ``obs_in`` holds ``rows`` (after :meth:`insert_new`)."""
+        if not self._staged:
+            self.stage_observations(rows)
+            self._staged = True
+
     def clear_stage(self) -> None:
         """Empty ``obs_in`` again."""
-        self.execute("DELETE FROM obs_in")
+        if self._staged:
+            self.execute("DELETE FROM obs_in")
+            self._staged = False
 
     def _begin(self) -> None:
         raise NotImplementedError
@@ -157,8 +192,15 @@ class SqliteDB(Database):
     def executemany(self, sql: str, rows: Sequence[Params]) -> None:
         self.conn.executemany(sql, rows)
 
-    def stage_observations(self, rows: Sequence[ObsRow]) -> None:
-        self.conn.executemany("INSERT INTO obs_in VALUES (?, ?, ?, ?, ?, ?)", rows)
+    def stage_observations(self, rows: Sequence[Row]) -> None:
+        # One statement for the whole batch: the rows go in as one JSON text that SQLite
+        # unpacks in C. executemany would release and retake the GIL for every row, and
+        # with the MQTT thread busy each retake waits for a switch interval.
+        self.conn.execute(f"INSERT INTO obs_in SELECT * FROM {_JSON_ROWS}", (_dumps(rows),))
+
+    def insert_new(self, rows: Sequence[Row], source: str) -> int:
+        # straight from the JSON into the table: the temp table only when something conflicted
+        return self.conn.execute(INSERT_NEW.format(src=_JSON_ROWS), (source, _dumps(rows))).rowcount
 
     def prepare(self) -> None:
         self.execute(OBS_IN.format(real="REAL"))

@@ -18,6 +18,10 @@ class ObsRow(NamedTuple):
     received: float
 
 
+Row = tuple[int, str, int, float | None, str, float]
+"""An :class:`ObsRow` as a plain tuple (what the receiver builds: cheaper than a NamedTuple)."""
+
+
 class Obs(NamedTuple):
     """One stored reading."""
 
@@ -166,7 +170,7 @@ class CenterAlarm(NamedTuple):
 class Batch:
     """Everything one batch of messages turns into (see :mod:`host_tools.center.messages`)."""
 
-    observations: list[ObsRow] = field(default_factory=list)
+    observations: list[Row] = field(default_factory=list)
     status: list[StatusRow] = field(default_factory=list)
     alarms: list[StationAlarm] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)

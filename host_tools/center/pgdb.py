@@ -16,10 +16,11 @@ from typing import Any
 import psycopg
 
 from .db import OBS_IN, Database, Params, StoreError
-from .model import ObsRow
+from .model import Row
 
 _PLACEHOLDER = re.compile(r"\?")
 SCHEMA_LOCK = 0x6879_6472  # "hydr": the advisory lock key held while migrating
+SLOW_BATCHES = 20  # after a batch with a reading stored already, how many take the staged path
 _COPY_TYPES = ["int8", "text", "int8", "float8", "text", "float8"]
 
 
@@ -40,6 +41,7 @@ class PostgresDB(Database):
     def __init__(self, url: str) -> None:
         super().__init__()
         self.where = _where(url)
+        self._slow_batches = 0
         try:
             # keepalives and a TCP user timeout: a server that vanished is noticed in seconds,
             # not when the kernel gives up on the socket
@@ -61,13 +63,33 @@ class PostgresDB(Database):
         with self.conn.cursor() as cur:
             cur.executemany(_pg(sql), rows)
 
-    def stage_observations(self, rows: Sequence[ObsRow]) -> None:
+    def stage_observations(self, rows: Sequence[Row]) -> None:
+        self._copy("obs_in", rows)
+
+    def _copy(self, table: str, rows: Sequence[Row]) -> None:
         with self.conn.cursor() as cur, cur.copy(
-            "COPY obs_in (station, element, time, value, quality, received) FROM STDIN (FORMAT BINARY)"
+            f"COPY {table} (station, element, time, value, quality, received) FROM STDIN (FORMAT BINARY)"
         ) as copy:
             copy.set_types(_COPY_TYPES)
             for r in rows:
                 copy.write_row(r)
+
+    def insert_new(self, rows: Sequence[Row], source: str) -> int:
+        # New readings (the usual case) are copied straight into the table, as fast as a bare
+        # COPY; if one is stored already, the savepoint undoes the copy and the staged path
+        # (temp table + ON CONFLICT) runs, and keeps running for the next few batches.
+        if source != "station" or not self._depth or self._slow_batches > 0:
+            self._slow_batches = max(0, self._slow_batches - 1)
+            return super().insert_new(rows, source)
+        self.conn.execute("SAVEPOINT hydrolink_copy")
+        try:
+            self._copy("observations", rows)
+        except psycopg.errors.UniqueViolation:
+            self.conn.execute("ROLLBACK TO SAVEPOINT hydrolink_copy")
+            self._slow_batches = SLOW_BATCHES
+            return super().insert_new(rows, source)
+        self.conn.execute("RELEASE SAVEPOINT hydrolink_copy")
+        return len(rows)
 
     def _lock_schema(self) -> None:
         self.query("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK,))

@@ -1,10 +1,11 @@
 """The center's MQTT receiver: store each message, THEN acknowledge it.
 
 paho-mqtt runs the connection on its own thread with ``manual_ack=True``: a QoS 1
-message is put on a queue and NOT acknowledged. A writer thread takes up to
-``batch_max`` messages (or what arrived within ``batch_wait`` seconds of the first),
-converts them (:func:`host_tools.center.messages.convert`), stores them in one
-transaction, and only after the COMMIT sends their PUBACKs, in arrival order. The
+message is put on a queue and NOT acknowledged. A converter thread takes up to
+``batch_max`` messages (or what arrived within ``batch_wait`` seconds of the first) and
+converts them (:func:`host_tools.center.messages.convert`); the writer thread stores
+each batch in one transaction, and only after the COMMIT sends its PUBACKs, in arrival
+order (the next batch is converted while the database works on this one). The
 session is persistent (MQTT 5: clean start off and a session expiry; 3.1.1:
 ``clean_session=False``), so whatever was not acknowledged when the center died,
 or while the database was away, the broker delivers again; the store's unique
@@ -80,6 +81,9 @@ class Center:
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._writer: threading.Thread | None = None
+        self._converter: threading.Thread | None = None
+        self._ready: queue.Queue[tuple[list[Message], Batch] | None] = queue.Queue(maxsize=2)
+        self._writer_done = threading.Event()
         self._client = self._make_client()
         # gaps, center alarms, QC flags (host_tools/center/watchtask.py), on this worker's clock
         self.watch = WatchTask(clock, self._publish, gateway_spool=gateway_spool, every=watch_every,
@@ -152,13 +156,16 @@ class Center:
                                    properties=props)
         self._client.loop_start()
         self._writer = threading.Thread(target=self._write_loop, name="center-writer", daemon=True)
+        self._converter = threading.Thread(target=self._convert_loop, name="center-convert", daemon=True)
         self._writer.start()
+        self._converter.start()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Write and acknowledge what arrived, then disconnect and close the store."""
         self._stop.set()
-        if self._writer is not None:
-            self._writer.join(timeout)
+        for t in (self._converter, self._writer):
+            if t is not None:
+                t.join(timeout)
         with contextlib.suppress(Exception):
             self._client.disconnect()
         self._client.loop_stop()
@@ -210,23 +217,55 @@ class Center:
                 break
         return batch
 
-    def _write_loop(self) -> None:
-        last_status = 0.0
+    def _convert_loop(self) -> None:
         left: int | None = None  # once stopping: how many received messages are still to write
-        while True:
-            if self._reload.is_set():
-                self._reload.clear()
-                self._sync_registry()
+        while not self._writer_done.is_set():
             if left is None and self._stop.is_set():
                 left = self._queue.qsize()
             if left is not None and left <= 0:
-                self._save_status()
-                return
+                break
             batch = self._take(self.batch_max if left is None else min(left, self.batch_max))
             if left is not None:
                 left = left - len(batch) if batch else 0
             if batch:
-                if not self._store_until_committed(batch):
+                t0 = _time.perf_counter()
+                rows = convert_all(((m.topic, bytes(m.payload)) for _, m in batch), self.clock(), self.prefix)
+                self.timing["convert_s"] += _time.perf_counter() - t0
+                if not self._hand_over((batch, rows)):
+                    return
+        self._hand_over(None)  # the writer's signal to finish
+
+    def _hand_over(self, item: tuple[list[Message], Batch] | None) -> bool:
+        while not self._writer_done.is_set():
+            try:
+                self._ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def _write_loop(self) -> None:
+        try:
+            self._write()
+        finally:
+            self._writer_done.set()
+
+    def _write(self) -> None:
+        last_status = 0.0
+        while True:
+            if self._reload.is_set():
+                self._reload.clear()
+                self._sync_registry()
+            try:
+                item = self._ready.get(timeout=0.1)
+            except queue.Empty:
+                item = ([], Batch())
+            if item is None:  # stopping, everything received is written
+                self._save_status()
+                return
+            batch, rows = item
+            if batch:
+                if not self._store_until_committed(batch, rows):
                     return  # stopping with the database away: the broker keeps them
                 self._ack(batch)
             if self.watch is not None and self.store is not None:
@@ -236,11 +275,8 @@ class Center:
                 last_status = _time.monotonic()
                 self._save_status()
 
-    def _store_until_committed(self, batch: list[Message]) -> bool:
-        t0 = _time.perf_counter()
-        rows = convert_all(((m.topic, bytes(m.payload)) for _, m in batch), self.clock(), self.prefix)
+    def _store_until_committed(self, batch: list[Message], rows: Batch) -> bool:
         t1 = _time.perf_counter()
-        self.timing["convert_s"] += t1 - t0
         delay = 0.2
         while True:
             try:

@@ -11,6 +11,7 @@ later. Times are UNIX seconds. One :class:`Store` per thread.
 from __future__ import annotations
 
 import json
+import operator
 import time as _time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -22,6 +23,7 @@ from .model import (
     Obs,
     ObsRow,
     Revision,
+    Row,
     StationAlarm,
     StationMeta,
     StatusRow,
@@ -34,6 +36,7 @@ from .watchstore import WatchStoreMixin
 __all__ = ["Store", "StoreError", "SchemaError", "open_store"]
 
 Clock = Callable[[], float]
+_key3 = operator.itemgetter(0, 1, 2)
 _KEY = "o.station = n.station AND o.element = n.element AND o.time = n.time"
 
 
@@ -57,15 +60,18 @@ def open_store(url: str, *, clock: Clock = _time.time) -> Store:
     return Store(db, url, clock)
 
 
-def _passes(rows: Iterable[ObsRow]) -> tuple[list[list[ObsRow]], int]:
+def _passes(rows: Iterable[Row]) -> tuple[list[list[Row]], int]:
     """Split rows into passes with unique keys, in arrival order; drop exact repeats."""
-    passes: list[dict[tuple[int, str, int], ObsRow]] = []
-    last: dict[tuple[int, str, int], tuple[int, ObsRow]] = {}
+    rows = rows if isinstance(rows, list) else list(rows)
+    if len(set(map(_key3, rows))) == len(rows):  # the common case, at C speed
+        return ([rows] if rows else []), 0
+    passes: list[dict[tuple[int, str, int], Row]] = []
+    last: dict[tuple[int, str, int], tuple[int, Row]] = {}
     repeats = 0
     for r in rows:
-        key = (r.station, r.element, r.time)
+        key = (r[0], r[1], r[2])
         seen = last.get(key)
-        if seen is not None and seen[1].value == r.value and seen[1].quality == r.quality:
+        if seen is not None and seen[1][3] == r[3] and seen[1][4] == r[4]:
             repeats += 1
             continue
         n = 0 if seen is None else seen[0] + 1
@@ -110,7 +116,7 @@ class Store(WatchStoreMixin):
     # ------------------------------------------------------------ writes
 
     def upsert_observations(
-        self, rows: Iterable[ObsRow], who: str | None = None, why: str | None = None
+        self, rows: Iterable[Row], who: str | None = None, why: str | None = None
     ) -> UpsertResult:
         """Store readings once each; a changed value or quality becomes a revision.
 
@@ -128,14 +134,19 @@ class Store(WatchStoreMixin):
         now = self.clock()
         with self.db.transaction():
             for batch in passes:
-                self.db.stage_observations(batch)
-                revised = self.db.execute(
-                    "INSERT INTO revisions (station, element, time, old_value, new_value, old_quality,"
-                    " new_quality, changed_at, who, why) SELECT o.station, o.element, o.time, o.value,"
-                    f" n.value, o.quality, n.quality, ?, ?, ? FROM obs_in n JOIN observations o ON {_KEY}"
-                    f" WHERE {changed}{guard}",
-                    (now, who, why),
-                )
+                # new readings first (the common case: then nothing else runs); a row that
+                # conflicted is either the same reading again or a revision of it
+                inserted = self.db.insert_new(batch, source)
+                revised = 0
+                if inserted < len(batch):
+                    self.db.stage_for_revisions(batch)
+                    revised = self.db.execute(
+                        "INSERT INTO revisions (station, element, time, old_value, new_value, old_quality,"
+                        " new_quality, changed_at, who, why) SELECT o.station, o.element, o.time, o.value,"
+                        f" n.value, o.quality, n.quality, ?, ?, ? FROM obs_in n JOIN observations o ON {_KEY}"
+                        f" WHERE {changed}{guard}",
+                        (now, who, why),
+                    )
                 if revised:
                     self.db.execute(
                         "UPDATE observations SET value = n.value, quality = n.quality,"
@@ -145,12 +156,6 @@ class Store(WatchStoreMixin):
                         f"{guard.replace('o.', 'observations.')}",
                         (source,),
                     )
-                inserted = self.db.execute(
-                    "INSERT INTO observations (station, element, time, value, quality, received, source)"
-                    " SELECT station, element, time, value, quality, received, ? FROM obs_in WHERE true"
-                    " ON CONFLICT DO NOTHING",
-                    (source,),
-                )
                 self.db.clear_stage()
                 result += UpsertResult(inserted, len(batch) - inserted - revised, revised)
         return result

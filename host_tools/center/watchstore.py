@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from .model import CenterAlarm, Gap, ObsRow, UpsertResult
+from .model import CenterAlarm, Gap, ObsRow, Row, UpsertResult
 
 if TYPE_CHECKING:
     from .db import Database
@@ -26,7 +26,7 @@ class WatchStoreMixin:
     clock: Callable[[], float]
 
     def upsert_observations(
-        self, rows: Iterable[ObsRow], who: str | None = None, why: str | None = None
+        self, rows: Iterable[Row], who: str | None = None, why: str | None = None
     ) -> UpsertResult:
         raise NotImplementedError
 
