@@ -420,3 +420,13 @@ def test_usage() -> None:
     assert r.returncode == 2 and "usage: hydrolink COMMAND" in r.stderr.decode()
     r = hydrolink("--help")
     assert r.returncode == 0 and "decode" in r.stdout.decode()
+
+
+def test_a_registry_others_can_read_gives_a_warning(keys: Path) -> None:
+    keys.chmod(0o644)
+    r = hydrolink("decode", "--keys", keys, stdin=ALL_WIRE)
+    assert (f"hydrolink: warning: {keys} is readable by other users (mode 0644) and holds the"
+            f" station keys; chmod 600 {keys}") in err_lines(r)
+    keys.chmod(0o600)
+    r = hydrolink("decode", "--keys", keys, stdin=ALL_WIRE)
+    assert not any("warning" in line for line in err_lines(r))
