@@ -21,6 +21,7 @@ from the port, i.e. part-way through a copy, and the board then boots as after a
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import select
 import shutil
@@ -104,6 +105,68 @@ class _FlashedBoard(VBoard):
         return super()._serve(conn, f, proc, *args)
 
 
+class _PortConsole:
+    """The firmware's console UART on the board's own port, as on an ESP32's USB REPL.
+
+    The :class:`~sim.vboard.VBoard` console protocol (``write``, ``take``, ``pending``,
+    ``pace``; see ``sim/console_pty.py`` for a console on a pty of its own): typed bytes go to
+    the firmware, and virtual time runs at ``ratio`` times wall time, as a board on a desk
+    runs (1.0: real time), so a technician or a tool on the port sees a live board. Ctrl-C is
+    not the console's: it stops the firmware and what follows it is for the REPL (mpremote
+    breaking in).
+    """
+
+    MAX_IN = 128  # typed bytes per lockstep reply (the board's console buffer, boards/sim.py)
+
+    def __init__(self, board: PtyBoard, ratio: float) -> None:
+        self.board = board
+        self.ratio = ratio
+        self._in = bytearray()
+        self.broke = False
+
+    def _read(self) -> None:
+        while not self.broke:
+            data = self.board._read_port()
+            if not data:
+                return
+            if b"\x03" in data:
+                i = data.index(b"\x03")
+                self._in += data[:i]
+                self.board._pending = data[i + 1:]
+                self.broke = True
+                self.board._kill()
+                return
+            self._in += data
+
+    def write(self, data: bytes) -> None:
+        self.board._out(bytes(data))
+
+    def take(self, n: int = MAX_IN) -> bytes:
+        self._read()
+        b = bytes(self._in[:n])
+        del self._in[:n]
+        return b
+
+    def pending(self) -> bool:
+        self._read()
+        return bool(self._in)
+
+    def pace(self, vms: int, target: int) -> int:
+        """The board idles from ``vms`` to ``target``: in wall time / ``ratio``, early on a typed byte."""
+        if self.pending():
+            return vms
+        start = time.monotonic()
+        end = start + (target - vms) / self.ratio / 1000
+        while time.monotonic() < end and not self.broke:
+            select.select([self.board._master], [], [], min(max(end - time.monotonic(), 0), 0.05))
+            if self.pending():
+                return min(max(vms + int((time.monotonic() - start) * 1000 * self.ratio), vms), target)
+        return target
+
+
+CONSOLE = "console" in {f.name for f in dataclasses.fields(VBoard)}  # VBoard takes a console UART
+
+
 class PtyBoard:
     """One virtual board with its USB port on a pty (see the module docstring).
 
@@ -113,16 +176,18 @@ class PtyBoard:
         link: makes the firmware's data link at each boot (e.g. a :class:`GatewayLink`).
         t0: hydrolink time at the first boot's virtual ms 0 (its RTC).
         run_ms: virtual ms the firmware runs per boot before the board powers off.
+        ratio: virtual ms per wall ms while the firmware runs (1.0: a board on the desk).
         kill_after: kill the VM once this many bytes came in from the port (fault injection).
     """
 
-    def __init__(self, workdir: Path, image: Path, link: Any, *, t0: int, run_ms: int = 6 * 3_600_000,
-                 heapsize: str = "128K", seed: int = 1, kill_after: int | None = None) -> None:
+    def __init__(self, workdir: Path, image: Path, link: Any, *, t0: int, run_ms: int = 30 * 86_400_000,
+                 ratio: float = 1.0, heapsize: str = "128K", seed: int = 1, kill_after: int | None = None) -> None:
         self.workdir = workdir
         self.image = image
         self.link = link
         self.t0 = t0
         self.run_ms = run_ms
+        self.ratio = ratio
         self.heapsize = heapsize
         self.seed = seed
         self.kill_after = kill_after
@@ -265,8 +330,10 @@ class PtyBoard:
                 cfg: dict[str, Any] = json.loads(f.read())
         except Exception:  # noqa: BLE001 - no or bad config: the firmware says so itself
             cfg = {}
+        console = _PortConsole(self, self.ratio) if CONSOLE else None
+        extra: dict[str, Any] = {"console": console} if console is not None else {}
         b = _FlashedBoard(self.workdir / f"boot{len(self.boots)}", cfg, Weather(seed=self.seed, days=2),
-                          self.link, t0=self.t0, heapsize=self.heapsize, seed=self.seed)
+                          self.link, t0=self.t0, heapsize=self.heapsize, seed=self.seed, **extra)
         b.image = self.image  # not the image VBoard made: the flashed one
         self.board = b
         done = threading.Event()
@@ -289,7 +356,7 @@ class PtyBoard:
             sent = self._tail(b, sent)
             if ended:
                 break
-            if not broke:  # after Ctrl-C, what comes next is for the REPL: leave it in the pty
+            if console is None and not broke:  # after Ctrl-C, what follows is for the REPL
                 data = self._read_port()
                 if b"\x03" in data:
                     self._pending = data[data.index(b"\x03") + 1:]

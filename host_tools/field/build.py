@@ -2,8 +2,9 @@
 
 Every module of ``firmware/`` is compiled with ``mpy-cross`` for the board's CPU
 (``-march``: native and viper functions, as in ``firmware/sha256.py``, only import on
-the CPU they were compiled for), except ``main.py``, which stays source: a board runs
-``main.py`` only as a ``.py`` file. Only the board's own HAL goes in (``boards/esp32``
+the CPU they were compiled for). A board runs ``main.py`` only as source, and compiling
+source on the board costs heap, so ``firmware/main.py`` becomes ``hlmain.mpy`` and the
+board's ``main.py`` is a one-line stub that imports it. Only the board's own HAL goes in (``boards/esp32``
 for the ESP32; ``boards/rp2040`` and the ESP32 HAL it extends for the RP2040;
 ``boards/sim`` for the virtual board); the sim's boot ROM and the test-only codec half
 stay out.
@@ -34,7 +35,10 @@ from sim.mpy import FIRMWARE, ROOT, tool
 ARCH = {"esp32": "xtensawin", "rp2": "armv6m", "sim": "x64"}
 HAL = {"esp32": ("esp32",), "rp2": ("rp2040", "esp32"), "sim": ("sim",)}
 NOT_FLASHED = ("frame_full.py",)  # the codec half only the tests use
-SOURCE = ("main.py",)  # a board runs main.py only as source
+ENTRY = "hlmain"  # firmware/main.py compiled under this name; the board's main.py imports it
+STUB = (f"# hydrolink: the firmware's entry is {ENTRY}.mpy (firmware/main.py, compiled). A board runs\n"
+        f"# main.py only as source; compiling it on the board would cost heap the station needs.\n"
+        f"import {ENTRY}  # noqa: F401\n")
 MANIFEST = "manifest.json"
 DEFAULT_OUT = ROOT / "build"
 
@@ -121,15 +125,16 @@ def build(board: str, out: Path = DEFAULT_OUT, src: Path = FIRMWARE) -> tuple[Pa
     try:
         files: dict[str, str] = {}
         sizes: dict[str, int] = {}
+        (tmp / "main.py").write_text(STUB)
         for rel in sources(board, src):
-            target = rel if rel in SOURCE else rel[:-3] + ".mpy"
-            if rel in SOURCE:
-                shutil.copyfile(src / rel, tmp / target)
-            else:
-                _compile(mpy_cross, ARCH[board], src, rel, tmp / target)
-            data = (tmp / target).read_bytes()
-            files[target] = hashlib.sha256(data).hexdigest()
-            sizes[target] = len(data)
+            target = f"{ENTRY}.mpy" if rel == "main.py" else rel[:-3] + ".mpy"
+            _compile(mpy_cross, ARCH[board], src, rel, tmp / target)
+        for p in sorted(tmp.rglob("*")):
+            if p.is_file():
+                target = p.relative_to(tmp).as_posix()
+                data = p.read_bytes()
+                files[target] = hashlib.sha256(data).hexdigest()
+                sizes[target] = len(data)
         man = Manifest(board, firmware_version(src), git_revision(src), files, sizes)
         doc: dict[str, Any] = {
             "board": board, "arch": ARCH[board], "firmware_version": man.version,

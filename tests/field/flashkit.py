@@ -53,5 +53,6 @@ def key_of(cwd: Path, station: int) -> bytes:
 def board(workdir: Path, image: Path, gateway_port: int, **kw: object) -> tuple[PtyBoard, GatewayLink]:
     """A virtual board whose firmware links to the gateway's TCP input."""
     link = GatewayLink("127.0.0.1", gateway_port)
+    kw.setdefault("ratio", 600.0)  # ten virtual minutes a second: the first hourly report in seconds
     b = PtyBoard(workdir, image, link, t0=int(time.time()) - EPOCH_UNIX, **kw)  # type: ignore[arg-type]
     return b, link

@@ -83,6 +83,9 @@ def test_flash_port_then_the_gateway_accepts_the_first_report(ws: Workspace, tmp
         fs = b.flash()
         with fs.open("config.json", "r") as f:
             assert json.loads(f.read())["station"] == sid
+        # the technician console is on the same port, as on an ESP32's USB REPL
+        r = ok(hydrolink(ws.dir, "console", b.port, "-c", "status", "--timeout", "60"))
+        assert f"station {sid}" in r.stdout
         # a board running its firmware: Ctrl-C gives the REPL, the check passes, a reset boots it again
         r = ok(ws.flash("--port", b.port, "--station", str(sid), "--verify-only"))
         assert "files match the build" in r.stdout and f"as station {sid}" in r.stdout

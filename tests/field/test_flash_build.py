@@ -43,7 +43,9 @@ def test_build_is_reproducible_and_per_architecture(tmp_path: Path) -> None:
     assert set(listed) == {str(p) for p in files_a} - {"manifest.json"}
     for path, digest in listed.items():
         assert hashlib.sha256((a / path).read_bytes()).hexdigest() == digest
-    assert "main.py" in listed and "main.mpy" not in listed  # a board runs main.py as source
+    assert "main.py" in listed and "main.mpy" not in listed  # a board runs main.py as source:
+    assert (a / "main.py").read_text().splitlines()[-1].startswith("import hlmain")  # a stub, and
+    assert (a / "hlmain.mpy").read_bytes()[:1] == b"M"  # the real main compiled (no compiling on the board)
     assert "boards/esp32.mpy" in listed and "boards/sim.mpy" not in listed
     assert "frame_full.mpy" not in listed and "boards/simboot.mpy" not in listed
     # sha256.py has viper code: each build compiled it for its own CPU
