@@ -134,7 +134,8 @@ def serve(path: Path, port: int, now: float) -> None:
 
     logging.getLogger("hydrolink.dashboard").setLevel(logging.ERROR)  # the clients' logins
     app = create_app(f"sqlite:///{path}", clock=lambda: now, login_limit=10_000)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
+                timeout_keep_alive=60)
 
 
 # ---------------------------------------------------------------- clients
@@ -151,8 +152,13 @@ class Client:
         headers = {"Cookie": self.cookie} if self.cookie else {}
         if body is not None:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
-        self.conn.request(method, path, body=body, headers=headers)
-        r = self.conn.getresponse()
+        try:
+            self.conn.request(method, path, body=body, headers=headers)
+            r = self.conn.getresponse()
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+            self.conn.close()  # the server closed an idle keep-alive connection: open another
+            self.conn.request(method, path, body=body, headers=headers)
+            r = self.conn.getresponse()
         text = r.read().decode()
         got = dict(r.getheaders())
         m = re.search(r"hydrolink_session=([^;]+)", got.get("set-cookie", ""))
@@ -208,6 +214,7 @@ class Pages:
     def setup(self, i: int) -> Client:
         c = Client(self.port)
         c.login()
+        c.request("GET", self.path_for(i, 0))  # warm: the first overview is computed, not served
         return c
 
     def unit(self, c: Client, i: int, k: int) -> None:
