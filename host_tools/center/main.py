@@ -50,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--gap-retry", type=float, default=1800.0, metavar="S",
                    help="send a request again after S seconds without its data (1800; at least two report periods)")
     p.add_argument("--gap-attempts", type=int, default=3, metavar="N", help="requests before a gap is lost (3)")
+    p.add_argument("--http", metavar="HOST:PORT",
+                   help="also serve the web dashboard here, in this process (see hydrolink dashboard)")
     p.add_argument("--json", action="store_true", help="with --status: JSON")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     p.add_argument("--log-format", default="text", choices=("text", "json"))
@@ -135,10 +137,21 @@ def _run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, lambda *_: done.set())
     signal.signal(signal.SIGHUP, lambda *_: center.reload_registry())
     faulthandler.register(signal.SIGUSR1)  # kill -USR1 prints every thread's stack on stderr
+    stop_http = None
+    if args.http:  # the dashboard (owner: dashboard), on the same database, in this process
+        from host_tools.dashboard.main import UsageError, start_dashboard
+
+        try:
+            stop_http = start_dashboard(args.db, args.http, gateway_spool=(args.gateway_spool or [None])[0])
+        except UsageError as e:
+            print(f"hydrolink: {e}", file=sys.stderr)
+            return 2
     center.start()
     try:
         while not done.wait(1.0):
             pass
     finally:
         center.stop()
+        if stop_http is not None:
+            stop_http()
     return 0

@@ -1,0 +1,39 @@
+"""``hydrolink center --http``: the receiver and the dashboard in one process."""
+
+from __future__ import annotations
+
+import http.client
+import signal
+import subprocess
+import sys
+
+from tests.gateway.helpers import Mosquitto, free_port, wait_for
+
+
+def test_center_serves_the_dashboard(mosquitto: Mosquitto, sqlite_url: str) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "host_tools.cli", "center", "--mqtt", f"mqtt://127.0.0.1:{mosquitto.port}",
+         "--db", sqlite_url, "--client-id", f"dash-center-{port}", "--http", f"127.0.0.1:{port}"],
+        stderr=subprocess.PIPE, text=True)
+    try:
+        def login_page() -> bool:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                conn.request("GET", "/login")
+                r = conn.getresponse()
+                ok = r.status == 200 and b'name="password"' in r.read()
+                conn.close()
+                return ok
+            except OSError:
+                return proc.poll() is not None  # stop waiting if it died
+        wait_for(login_page, 60, "the center's dashboard")
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    bad = subprocess.run([sys.executable, "-m", "host_tools.cli", "center", "--mqtt",
+                          f"mqtt://127.0.0.1:{mosquitto.port}", "--db", sqlite_url, "--http", "nonsense"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and bad.stderr.startswith("hydrolink: --http")
