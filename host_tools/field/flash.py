@@ -63,10 +63,10 @@ def _exec(t: Any, code: str, what: str) -> str:
         return bytes(t.exec(code)).decode(errors="replace")
     except TransportExecError as e:
         last = e.error_output.strip().splitlines()[-1:] or ["error"]
-        raise FlashError(f"the board failed to {what}: {last[0]}") from None
+        raise FlashError(f"the board failed to {what}: {last[0]}", 1) from None
     except (TransportError, OSError) as e:
         raise FlashError(f"lost the board while trying to {what} ({e}); "
-                         "the flash is incomplete: flash again") from None
+                         "the flash is incomplete: flash again", 1) from None
 
 
 def board_hashes(t: Any, paths: list[str]) -> dict[str, str | None]:
@@ -232,8 +232,10 @@ def cmd_flash(argv: list[str]) -> int:
         else:
             bad = flash_port(plan, a.port, verify_only=a.verify_only, reset=not a.no_reset,
                              boot_timeout=a.boot_timeout)
-    except (FlashError, BuildFailed) as e:
-        return fail(str(e))
+    except FlashError as e:
+        return fail(str(e), e.status)
+    except BuildFailed as e:
+        return fail(str(e), 2)  # no build, or a broken one: a bad file
     if bad:
         print(f"hydrolink: the board does not match the build ({len(bad)} problem(s)); flash again:",
               file=sys.stderr)

@@ -22,7 +22,15 @@ LAST = "main.py"
 
 
 class FlashError(Exception):
-    """Nothing to flash, a bad file, a board that did not answer. ``str()`` is one line."""
+    """Nothing to flash, a bad file, a board that did not answer. ``str()`` is one line.
+
+    ``status``: the exit status it means: 2 a bad file or usage (the default), 1 the board
+    (it failed or went away part-way).
+    """
+
+    def __init__(self, message: str, status: int = 2) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,14 @@ PIN_SALT = 16  # bytes
 
 
 class ProvisionError(Exception):
-    """Bad values, a duplicate id, an unusable registry. ``str()`` is one line."""
+    """Bad values, a duplicate id, an unusable registry. ``str()`` is one line.
+
+    ``status``: 1 a value or id refused (the default), 2 a bad file or usage.
+    """
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def firmware_config() -> ModuleType:
@@ -142,11 +149,11 @@ def registered(path: Path, sid: int) -> bool:
     except FileNotFoundError:
         return False
     except (OSError, UnicodeDecodeError) as e:
-        raise ProvisionError(f"{path}: cannot read the registry: {e}") from None
+        raise ProvisionError(f"{path}: cannot read the registry: {e}", 2) from None
     try:
         return "[[station]]" in text and sid in parse_registry(text, path).stations
     except RegistryError as e:
-        raise ProvisionError(str(e)) from None
+        raise ProvisionError(str(e), 2) from None
 
 
 def add_to_registry(path: Path, sid: int, entry: str) -> None:
@@ -159,7 +166,7 @@ def add_to_registry(path: Path, sid: int, entry: str) -> None:
         except FileNotFoundError:
             old, mode = "", 0o600
         except (OSError, UnicodeDecodeError) as e:
-            raise ProvisionError(f"{path}: cannot read the registry: {e}") from None
+            raise ProvisionError(f"{path}: cannot read the registry: {e}", 2) from None
         try:
             if "[[station]]" in old and sid in parse_registry(old, path).stations:
                 raise ProvisionError(f"{path}: station {sid} is already registered; "
@@ -168,7 +175,7 @@ def add_to_registry(path: Path, sid: int, entry: str) -> None:
             new = old + sep + entry
             parse_registry(new, path)  # what the gateway will read: it must take it
         except RegistryError as e:
-            raise ProvisionError(str(e)) from None
+            raise ProvisionError(str(e), 2) from None
         write_atomic(path, new.encode("utf-8"), mode)
 
 
@@ -197,7 +204,7 @@ def _settings(a: argparse.Namespace) -> dict[str, Any]:
     for item in a.set or ():
         k, eq, text = item.partition("=")
         if not eq:
-            raise ProvisionError(f"--set {item!r}: write KEY=VALUE, e.g. --set holdoff_s=30")
+            raise ProvisionError(f"--set {item!r}: write KEY=VALUE, e.g. --set holdoff_s=30", 2)
         s[k.strip()] = _parse_value(k.strip(), text.strip())
     return s
 
@@ -269,7 +276,7 @@ def provision(a: argparse.Namespace, rng: secrets.SystemRandom | None = None) ->
     loc = None
     if a.lat is not None or a.lon is not None:
         if a.lat is None or a.lon is None:
-            raise ProvisionError("give both --lat and --lon (or neither)")
+            raise ProvisionError("give both --lat and --lon (or neither)", 2)
         loc = {"lat": a.lat, "lon": a.lon}
         if a.elevation is not None:
             loc["elevation_m"] = a.elevation
@@ -318,7 +325,7 @@ def cmd_provision(argv: list[str]) -> int:
     try:
         provision(a)
     except ProvisionError as e:
-        return fail(str(e))
+        return fail(str(e), e.status)
     except OSError as e:
-        return fail(f"cannot write: {e.strerror or e} ({e.filename})")
+        return fail(f"cannot write: {e.strerror or e} ({e.filename})", 2)
     return 0

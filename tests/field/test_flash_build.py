@@ -159,3 +159,24 @@ def test_the_progress_bar_on_a_terminal() -> None:
     bar.update(10, "main.py")
     bar.file_done("main.py", 10)
     assert plain.getvalue() == "  wrote main.py (10 B)\n"
+
+
+def test_exit_status_of_build_provision_and_flash(tmp_path: Path) -> None:
+    # 2: a bad file or usage; 1: a value refused (README, "Exit status"); one line, no traceback
+    (tmp_path / "registry.toml").write_text("[[station]]\nid = 7\n")  # no name, no key
+    r = hydrolink(tmp_path, "provision", "8", "--name", "x")
+    assert r.returncode == 2 and r.stderr.startswith("hydrolink: registry.toml: station 7")
+    r = hydrolink(tmp_path, "provision", "8", "--name", "x", "--registry", "new.toml", "--set", "holdoff_s")
+    assert r.returncode == 2 and "KEY=VALUE" in r.stderr
+    r = hydrolink(tmp_path, "provision", str(2**30), "--name", "x", "--registry", "new.toml")
+    assert r.returncode == 1 and "outside 1 .. 1073741823" in r.stderr
+    r = hydrolink(tmp_path, "flash", "--image", "x.img", "--station", "8", "--build", str(tmp_path / "nobuild"))
+    assert r.returncode == 2 and "run `hydrolink build` first" in r.stderr
+    ok(hydrolink(tmp_path, "build", "--board", "sim", "--out", str(tmp_path / "b")))
+    build = str(tmp_path / "b" / "sim")
+    r = hydrolink(tmp_path, "flash", "--image", "x.img", "--station", "8", "--build", build)
+    assert r.returncode == 2 and "provision the station first" in r.stderr
+    ok(hydrolink(tmp_path, "provision", "8", "--name", "x", "--registry", "new.toml"))
+    r = hydrolink(tmp_path, "flash", "--port", str(tmp_path / "ttyNONE"), "--station", "8", "--build", build)
+    assert r.returncode == 2 and r.stderr.startswith("hydrolink: no board answers on")
+    assert len(r.stderr.splitlines()) == 1 and "Traceback" not in r.stderr
