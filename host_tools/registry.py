@@ -129,11 +129,16 @@ def _warn_if_readable(path: Path) -> None:
         return
     if mode & 0o004 and path not in _WARNED:
         _WARNED.add(path)
-        import sys
+        text = (f"{path} is readable by other users (mode {mode & 0o777:04o}) and holds the"
+                f" station keys; chmod 600 {path}")
+        import logging
 
-        print(f"hydrolink: warning: {path} is readable by other users (mode "
-              f"{mode & 0o777:04o}) and holds the station keys; chmod 600 {path}",
-              file=sys.stderr)
+        if logging.getLogger("hydrolink").handlers:  # the gateway: a line of its log
+            logging.getLogger("hydrolink.registry").warning(text)
+        else:
+            import sys
+
+            print(f"hydrolink: warning: {text}", file=sys.stderr)
 
 
 def parse_registry(text: str, path: str | Path = "<registry>") -> Registry:
