@@ -63,8 +63,9 @@ def status(db_url: str) -> dict[str, Any]:
     from .store import open_store
 
     with open_store(db_url) as store:
+        last = [{"received": r, "topic": t, "reason": why, "detail": d} for r, t, why, d, _ in store.rejects(5)]
         return {"schema_version": store.schema_version(), "counts": store.counts(),
-                "rejects": store.reject_counts(),
+                "rejects": store.reject_counts(), "last_rejects": last,
                 "workers": [{"worker": w, "started": s, "updated": u, **st} for w, s, u, st in store.workers()]}
 
 
@@ -76,6 +77,10 @@ def _print_status(st: dict[str, Any]) -> None:
         print("rejected messages by reason:")
         for reason, n in st["rejects"].items():
             print(f"  {reason:<16} {n:>12,}")
+        print("last rejected (the message is kept in the rejects table):")
+        for r in st["last_rejects"]:
+            when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r["received"]))
+            print(f"  {when} {r['topic']} {r['reason']}: {r['detail']}")
     for w in st["workers"]:
         ago = time.time() - w["updated"]
         print(f"worker {w['worker']}: {w.get('messages', 0):,} messages, "
