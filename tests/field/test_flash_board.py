@@ -27,7 +27,7 @@ STATIONS = (91001, 91002, 91003, 91004, 91005)  # ids no other test publishes on
 class Workspace:
     dir: Path
     gateway: GatewayProc
-    broker: Mosquitto
+    broker: Mosquitto | None  # None: no Mosquitto on this machine (the gateway runs --no-mqtt)
 
     def flash(self, *args: str) -> subprocess.CompletedProcess[str]:
         return hydrolink(self.dir, "flash", "--board", "sim", "--build", str(self.dir / "build" / "sim"),
@@ -35,14 +35,18 @@ class Workspace:
 
 
 @pytest.fixture(scope="module")
-def ws(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto) -> Iterator[Workspace]:
+def ws(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Workspace]:
     d = tmp_path_factory.mktemp("field")
     ok(hydrolink(d, "build", "--board", "sim", "--out", str(d / "build")))
     for sid in STATIONS:
         ok(hydrolink(d, "provision", str(sid), "--name", f"test {sid}", "--set", "holdoff_s=5"))
-    gw = GatewayProc(d, d / "registry.toml", mosquitto.url).start()  # the real broker
     try:
-        yield Workspace(d, gw, mosquitto)
+        broker: Mosquitto | None = request.getfixturevalue("mosquitto")  # the real broker
+    except pytest.skip.Exception:
+        broker = None  # the flashing still runs against the real gateway
+    gw = GatewayProc(d, d / "registry.toml", broker.url if broker else None).start()
+    try:
+        yield Workspace(d, gw, broker)
     finally:
         gw.close()
 
@@ -59,7 +63,7 @@ def _acked(link: object, sid: int, key: bytes) -> codec.Frame:
 
 def test_flash_port_then_the_gateway_accepts_the_first_report(ws: Workspace, tmp_path: Path) -> None:
     sid = 91001
-    sub = Subscriber(ws.broker.port, f"hydrolink/v1/{sid}/#", name="field-flash").start()
+    sub = Subscriber(ws.broker.port, f"hydrolink/v1/{sid}/#", name="field-flash").start() if ws.broker else None
     img = blank_image(tmp_path / "flash.img")
     b, link = board(tmp_path / "board", img, ws.gateway.port)
     b.start(boot="repl")  # a new board: nothing on its flash, so its REPL
@@ -77,9 +81,9 @@ def test_flash_port_then_the_gateway_accepts_the_first_report(ws: Workspace, tmp
         assert b.boots[:2] == ["repl", "firmware"]
         _acked(link, sid, key_of(ws.dir, sid))
         ws.gateway.wait_log(f"station heard station={sid}", 90)
-        # and the center's side of the broker has it
-        sub.wait(lambda ms: any(t.rsplit("/", 1)[-1] in ("obs", "status", "alarm") for t, _, _ in ms), 60,
-                 f"station {sid}'s first report on MQTT")
+        if sub is not None:  # and the center's side of the broker has it
+            sub.wait(lambda ms: any(t.rsplit("/", 1)[-1] in ("obs", "status", "alarm") for t, _, _ in ms), 60,
+                     f"station {sid}'s first report on MQTT")
         fs = b.flash()
         with fs.open("config.json", "r") as f:
             assert json.loads(f.read())["station"] == sid
@@ -91,7 +95,8 @@ def test_flash_port_then_the_gateway_accepts_the_first_report(ws: Workspace, tmp
         assert "files match the build" in r.stdout and f"as station {sid}" in r.stdout
         assert b.boots[:4] == ["repl", "firmware", "repl", "firmware"]
     finally:
-        sub.stop()
+        if sub is not None:
+            sub.stop()
         b.stop()
         link.close()
 
@@ -113,7 +118,7 @@ def test_flash_image_then_the_board_boots_from_it(ws: Workspace, tmp_path: Path)
         link.close()
     # too small a partition is refused in one line
     r = ws.flash("--image", str(tmp_path / "small.img"), "--station", str(sid), "--block-count", "8")
-    assert r.returncode == 1 and r.stderr.startswith("hydrolink: --block-count 8")
+    assert r.returncode == 2 and r.stderr.startswith("hydrolink: --block-count 8")  # bad usage
 
 
 def test_a_board_with_another_stations_key_is_rejected(ws: Workspace, tmp_path: Path) -> None:
