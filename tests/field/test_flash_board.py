@@ -17,6 +17,7 @@ import pytest
 from gateway.helpers import GatewayProc, Mosquitto, Subscriber
 
 from protocol import codec
+from sim.vboard import read_image
 
 from .flashkit import blank_image, board, hydrolink, key_of, ok, wait_for
 
@@ -65,20 +66,31 @@ def test_flash_port_then_the_gateway_accepts_the_first_report(ws: Workspace, tmp
     sid = 91001
     sub = Subscriber(ws.broker.port, f"hydrolink/v1/{sid}/#", name="field-flash").start() if ws.broker else None
     img = blank_image(tmp_path / "flash.img")
+    fs = read_image(img, 256)  # a board that ran an older firmware: a module this build lacks, a data file
+    with fs.open("readings.csv", "wb") as f:
+        f.write(b"time,level\n" * 64)
+    with fs.open("old_driver.mpy", "wb") as f:
+        f.write(b"M\x06old")
+    img.write_bytes(bytes(fs.context.buffer))
     b, link = board(tmp_path / "board", img, ws.gateway.port)
-    b.start(boot="repl")  # a new board: nothing on its flash, so its REPL
+    b.start(boot="repl")  # nothing to run (no main.py): its REPL
     try:
         r = ok(ws.flash("--port", b.port, "--station", str(sid), "--dry-run"))
         lines = r.stdout.splitlines()
         assert "remove  main.py" in lines[1] and lines[-2].startswith("write   main.py")
         assert "config.json" in r.stdout and "boards/sim.mpy" in r.stdout
-        assert b.flash().listdir("/") == []  # a dry run writes nothing
+        assert sorted(b.flash().listdir("/")) == ["old_driver.mpy", "readings.csv"]  # a dry run writes nothing
 
         r = ok(ws.flash("--port", b.port, "--station", str(sid)))
         assert "files match the build (sha256); board reports firmware" in r.stdout
         assert f"booted the firmware as station {sid}" in r.stdout
         assert r.stderr.splitlines()[-1].strip().startswith("wrote main.py")  # written last
         assert b.boots[:2] == ["repl", "firmware"]
+        assert "removed old_driver.mpy (not in this build)" in r.stderr
+        fs = b.flash()
+        assert "old_driver.mpy" not in fs.listdir("/")
+        with fs.open("readings.csv", "rb") as f:
+            assert f.read() == b"time,level\n" * 64  # data stays: only code files go
         _acked(link, sid, key_of(ws.dir, sid))
         ws.gateway.wait_log(f"station heard station={sid}", 90)
         if sub is not None:  # and the center's side of the broker has it
