@@ -99,6 +99,7 @@ def _stale(t: Any, plan: Plan) -> list[str]:
     keep = {it.path for it in plan.items}
     text = _exec(t, "import os\nfor d in ('', 'boards'):\n try:\n  for n in os.listdir(d or '.'):\n"
                  "   print((d + '/' if d else '') + n)\n except OSError:\n  pass", "list its files")
+    keep.add("boot.py")  # the port's own (MicroPython writes one when it formats the flash)
     return [p for p in text.split() if p.endswith((".py", ".mpy", ".new")) and p not in keep]
 
 
