@@ -81,9 +81,11 @@ class FleetBoard(VBoard):
 
     fleet: Fleet
     next_barrier: int = 0
+    gate_ms: int = -1  # the next barrier's time: below it no lock is taken
 
     def _reply(self, ms: int) -> bytes:
-        self.fleet.gate(self, ms)
+        if ms > self.gate_ms:
+            self.fleet.gate(self, ms)
         return super()._reply(ms)
 
 
@@ -155,6 +157,8 @@ class Fleet:
                 if self.error is not None:
                     raise SimError("another board failed")
                 board.next_barrier += 1
+            i = board.next_barrier
+            board.gate_ms = self.events[i].ms if i < len(self.events) else 2**62
 
     def _leave(self, board: FleetBoard) -> None:
         with self.cond:
