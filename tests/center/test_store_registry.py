@@ -76,3 +76,15 @@ def test_sync_into_store(store: Store) -> None:
     # a reload with a changed name updates the row
     store.sync_stations([reg.stations[1002].__class__(**{**reg.stations[1002].__dict__, "name": "RG"})])
     assert store.station(1002).name == "RG"  # type: ignore[union-attr]
+
+
+def test_the_readme_metadata_example_parses() -> None:
+    """The README's center metadata block ("Station metadata") is valid registry TOML."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("**Station metadata**", 1)[1]
+    block = section.split("```toml\n", 1)[1].split("\n```", 1)[0]
+    s = one(block + "\n")
+    assert s.kind == "reservoir" and s.stages["flood_limit"] == 70.0  # type: ignore[attr-defined]
+    assert s.qc["rain"] == {"max": 50.0} and s.alarms["silent_intervals"] == 3.0  # type: ignore[attr-defined]
