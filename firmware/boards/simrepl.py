@@ -1,8 +1,9 @@
 # Sim board "ROM" REPL: what a board's USB REPL is, for the unix port.
-# The unix port's own REPL speaks the raw REPL, but Ctrl-D there ends the
-# process where a board soft-resets, and it has no raw-paste mode; mpremote
-# needs both. So this loop speaks the board protocol on stdin/stdout
-# (sim/repl.py relays them to a pty):
+# The unix port's own REPL speaks the raw REPL and raw-paste too, but a soft
+# reset (Ctrl-D in the raw REPL, which mpremote sends before its first
+# command) ends that process where a board restarts its interpreter, and a
+# board's machine.reset() boots the firmware. So this loop speaks the board
+# protocol on stdin/stdout (sim/repl.py relays them to a pty):
 #   friendly REPL  ">>> ", one line at a time; Ctrl-A: raw REPL
 #   raw REPL       code up to Ctrl-D, "OK", output, \x04, error, \x04, ">";
 #                  Ctrl-D alone: soft reset; Ctrl-B: friendly REPL
