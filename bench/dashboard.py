@@ -125,17 +125,23 @@ def bench_meta(path: Path) -> dict[str, int] | None:
 # ---------------------------------------------------------------- the server (a subprocess)
 
 
-def serve(path: Path, port: int, now: float) -> None:
+def bench_app() -> Any:
+    """The app of one server process, on the data's clock (``--workers``: one per process)."""
     import logging
-
-    import uvicorn
 
     from host_tools.dashboard.app import create_app
 
+    path, now = os.environ["HYDROLINK_BENCH_DB"], float(os.environ["HYDROLINK_BENCH_NOW"])
     logging.getLogger("hydrolink.dashboard").setLevel(logging.ERROR)  # the clients' logins
-    app = create_app(f"sqlite:///{path}", clock=lambda: now, login_limit=10_000)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
-                timeout_keep_alive=60)
+    return create_app(f"sqlite:///{path}", clock=lambda: now, login_limit=10_000)
+
+
+def serve(path: Path, port: int, now: float, workers: int) -> None:
+    import uvicorn
+
+    os.environ["HYDROLINK_BENCH_DB"], os.environ["HYDROLINK_BENCH_NOW"] = str(path), str(now)
+    uvicorn.run("bench.dashboard:bench_app", factory=True, workers=workers, host="127.0.0.1",
+                port=port, log_level="warning", access_log=False, timeout_keep_alive=60)
 
 
 # ---------------------------------------------------------------- clients
@@ -262,10 +268,11 @@ def main() -> int:
     p.add_argument("--days", type=int, default=365)
     p.add_argument("--clients", type=int, default=20)
     p.add_argument("--requests", type=int, default=20, help="per client and page")
-    p.add_argument("--serve", nargs=3, metavar=("DB", "PORT", "NOW"), help=argparse.SUPPRESS)
+    p.add_argument("--workers", type=int, default=1, help="server processes (hydrolink dashboard --workers)")
+    p.add_argument("--serve", nargs=4, metavar=("DB", "PORT", "NOW", "WORKERS"), help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.serve:
-        serve(Path(a.serve[0]), int(a.serve[1]), float(a.serve[2]))
+        serve(Path(a.serve[0]), int(a.serve[1]), float(a.serve[2]), int(a.serve[3]))
         return 0
 
     path = db_path(a.stations, a.days)
@@ -317,8 +324,8 @@ def main() -> int:
     st_sql = {s: station_sql(s) for s in {x for row in picks for x in row}}
 
     port = _free_port()
-    server = subprocess.Popen([sys.executable, __file__, "--serve", str(path), str(port), str(now)],
-                              cwd=ROOT)
+    server = subprocess.Popen([sys.executable, __file__, "--serve", str(path), str(port), str(now),
+                               str(a.workers)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
         _wait_listening(port, server)
         n = a.clients * a.requests
@@ -334,8 +341,8 @@ def main() -> int:
         server.wait(10)
 
     print(f"dashboard over {a.stations} stations x {rows_per_element:,} readings x 2 elements "
-          f"(SQLite, {path.stat().st_size / 1e9:.1f} GB), {a.clients} concurrent clients, "
-          f"{n} requests per row")
+          f"(SQLite, {path.stat().st_size / 1e9:.1f} GB), {a.workers} server process(es), "
+          f"{a.clients} concurrent clients, {n} requests per row")
     print(f"  one overview computation (all {a.stations} stations): {build_s * 1000:.0f} ms "
           f"({cold_s * 1000:.0f} ms the first time, learning each station's report period)")
     print(f"  {'':<16} {'p50 ms':>8} {'p99 ms':>8}")

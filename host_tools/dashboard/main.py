@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import getpass
 import ipaddress
+import json
 import logging
+import os
 import sys
 import threading
 from collections.abc import Callable
@@ -89,12 +91,16 @@ def cmd_dashboard(argv: list[str]) -> int:
                    help="listen address (default 127.0.0.1:8080)")
     p.add_argument("--registry", metavar="FILE", help="station registry to sync into the database")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="server processes (default 1); each computes its own overview")
     _add_server_args(p)
     try:
         a = p.parse_args(argv)
         host, port = parse_http(a.http)
         app = build_app(a.db, no_auth=a.no_auth, host=host, registry=a.registry,
                         gateway_spool=a.gateway_spool, session_hours=a.session_hours)
+        if a.workers < 1:
+            raise UsageError("--workers must be 1 or more")
     except UsageError as e:
         return _fail(str(e), 2)
     except (StoreError, SchemaError, RegistryError) as e:
@@ -106,8 +112,26 @@ def cmd_dashboard(argv: list[str]) -> int:
     setup_logging(a.log_level, "text")
     print(f"hydrolink dashboard on http://{a.http}/" + (" (no login)" if a.no_auth else ""),
           file=sys.stderr)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    if a.workers > 1:  # each worker process builds the app from the same options
+        os.environ[ENV] = json.dumps({"db": a.db, "no_auth": a.no_auth, "gateway_spool": a.gateway_spool,
+                                      "session_hours": a.session_hours})
+        uvicorn.run("host_tools.dashboard.main:app_from_env", factory=True, workers=a.workers,
+                    host=host, port=port, log_level="warning", access_log=False)
+    else:
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
     return 0
+
+
+ENV = "HYDROLINK_DASHBOARD"
+
+
+def app_from_env() -> Any:
+    """The app of one ``--workers`` process, from the options its parent put in the environment."""
+    from .app import create_app
+
+    o = json.loads(os.environ[ENV])
+    return create_app(o["db"], no_auth=o["no_auth"], gateway_spool=o["gateway_spool"],
+                      session_ttl_s=o["session_hours"] * 3600)
 
 
 def start_in_thread(app: Any, host: str, port: int) -> tuple[Any, threading.Thread]:

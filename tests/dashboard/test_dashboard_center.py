@@ -37,3 +37,25 @@ def test_center_serves_the_dashboard(mosquitto: Mosquitto, sqlite_url: str) -> N
                           f"mqtt://127.0.0.1:{mosquitto.port}", "--db", sqlite_url, "--http", "nonsense"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and bad.stderr.startswith("hydrolink: --http")
+
+
+def test_dashboard_with_two_worker_processes(sqlite_url: str) -> None:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "host_tools.cli", "dashboard", "--db", sqlite_url,
+                             "--http", f"127.0.0.1:{port}", "--workers", "2"],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        def answers() -> bool:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                conn.request("GET", "/")
+                r = conn.getresponse()
+                conn.close()
+                return r.status == 303
+            except OSError:
+                return proc.poll() is not None
+        wait_for(answers, 60, "the dashboard's workers")
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
