@@ -8,8 +8,9 @@
 # plain terminal works (miniterm, screen); hydrolink console sends lines.
 # Every answer: lines of at most 80 columns, at most 22 of them, with
 # units; an error is one line "error: ..." that says what is allowed.
-# Read commands are here; writes (after the PIN) and dump are
-# console_set.py, loaded for one command.
+# The session, line editing, the PIN and the helpers are here; the
+# commands that need config.py (config, calibrate) and dump are
+# console_set.py, all others console_i.py, each loaded for one command.
 #
 # Names cost heap for good: every identifier and every string of 10
 # characters or less is interned (a qstr), and the pools double - past ~630
@@ -36,31 +37,13 @@ _WORDS = const(0)  # command words, by index (run)
 _PROMPT = const(1)
 _ASK = const(2)
 _SUB = const(3)  # second words, the factory-reset answer, the values config set knows
-_KINDS = const(4)
-_POWER = const(5)
-_HELP = const(6)
+_TFMT = const(4)
 names = (
     "help status read watch config calibrate clock queue dump send reboot factory-reset exit",
     "\r\nhydrolink> ",
     "\r\nPIN (digits): ",
     "show set test level YES true false null",
-    "alarm: rain level_high level_rise level_low battery_low",
-    "normal shed critical",
-    "help                         this list",
-    "status                       station, clock, battery, queue, alarms, faults",
-    "read                         live sensor values",
-    "watch                        live values every second, any key stops",
-    "config show [KEY|PAGE]       configuration (pages 1..3, or one key)",
-    "config set KEY VALUE         change one key (PIN)",
-    "calibrate level METRES       level offset from a staff gauge reading (PIN)",
-    "clock show                   the board clock, UTC",
-    "clock set YYYY-MM-DD HH:MM:SS   set the clock, UTC (PIN)",
-    "queue                        queued readings: depth, oldest unsent, dropped",
-    "dump [--since TIME]          queued readings as CSV (TIME: UTC date [time])",
-    "send test                    send a test report now (PIN)",
-    "reboot                       restart the board (PIN)",
-    "factory-reset                default configuration, queue erased (PIN)",
-    "exit                         end the session (Ctrl-D too)",
+    "YYYY-MM-DDTHH:MM:SS",  # the time format, and its separators (slices: no qstr; chr() interns)
 )
 
 
@@ -71,7 +54,7 @@ def out(b, s):
         if i < 8:
             i = 79
         b.write(s[:i] + names[_PROMPT][:2])
-        s = "      " + s[i:].lstrip()  # (long literal)
+        s = " " * 6 + s[i:].lstrip()  # (no short literal: a qstr)
     b.write(s + names[_PROMPT][:2])  # CR LF
 
 
@@ -93,9 +76,10 @@ def gmtime(t):
 def load(data):
     # "YYYY-MM-DD[ T]HH:MM[:SS]" or "YYYY-MM-DD" (UTC) -> hydrolink s, or None
     try:
-        p = data.replace(chr(84), chr(32)).split()
-        y, m, d = [int(x) for x in p[0].split(chr(45))]
-        hms = [int(x) for x in p[1].split(chr(58))] if len(p) > 1 else [0, 0]
+        f = names[_TFMT]
+        p = data.replace(f[10:11], " ").split()
+        y, m, d = [int(x) for x in p[0].split(f[4:5])]
+        hms = [int(x) for x in p[1].split(f[13:14])] if len(p) > 1 else [0, 0]
         if len(hms) == 2:
             hms.append(0)
         if len(p) > 2 or not (1 <= m <= 12 and 1 <= d <= 31 and 0 <= hms[0] < 24
@@ -138,7 +122,47 @@ def find(w, args):
     return best
 
 
-# ---- the xsion ---------------------------------------------------------------
+def log(app, data):
+    # a console change for the center (console_set.py, console_i.py)
+    # a line for the center, kept until a status report carries it (service.py)
+    x = app.store.extra  # kept (and persisted) until a status report carries them
+    e = x.get("console")
+    if e is None:
+        e = x["console"] = []
+    e.append([app.board.time(), data[:70]])
+    if len(e) > 8:
+        e.pop(0)
+    gc.collect()
+    app.send_status()  # now: the center hears of it at once
+
+
+def configure(app, changes):
+    # -> None when taken (saved, applied), else the reason (one line)
+    import config
+    new, why = config.apply_changes(app.cfg, changes)
+    if new is None:
+        del sys.modules["config"]
+        return why
+    try:
+        config.save("config.json", new)
+    except OSError as e:
+        del sys.modules["config"]
+        return "could not save (%s): nothing changed" % e
+    del sys.modules["config"]
+    # taken by every part without a restart, as commands.apply does (not
+    # imported for it: its names would cost one more qstr pool)
+    app.cfg = new
+    app.gauge.configure(new["debounce_ms"], new["stuck_ms"])
+    if app.level is not None:
+        app.level.configure(new)
+    app.sampler.configure(new)
+    app.alarms.configure(new)
+    app.pw.configure(new)
+    app.retime()
+    return None
+
+
+# ---- the session ---------------------------------------------------------------
 
 
 def start(sched):
@@ -169,7 +193,7 @@ async def main(app, t):
         s = app.sched
         s.timers.remove(t)
         s.console = None
-        for m in "console console_set pin config commands service".split():
+        for m in "console console_i console_set pin config commands service".split():
             try:
                 del sys.modules[m]
             except KeyError:
@@ -198,6 +222,7 @@ async def feed(app, x, data):
                     return True
             except Exception as e:  # noqa: BLE001 - a bug or MemoryError in one command: say so, go on
                 out(b, "error: the command failed (%r); the station runs on" % e)
+                sys.print_exception(e)  # to the log (the board's stdout)
             b.write(names[_ASK] if x[1] else names[_PROMPT])
         elif c == 8 or c == 127:
             if line:
@@ -264,8 +289,7 @@ async def run(app, x, data):
     b = app.board
     if x[4]:
         x[4] = False
-        import console_set
-        return console_set.reset(app, data)
+        return __import__("console_i").reset(app, data)
     if x[1] is not None:
         data = update(app, x, data)
         if data is None:
@@ -290,119 +314,24 @@ async def run(app, x, data):
             return False
         x[1] = data
         return False
-    gc.collect()
-    if k == 0:
-        for h in names[_HELP:]:
-            out(b, h)
-    elif k == 1:
-        status(app)
-    elif k == 2:
-        read(app, None)
-    elif k == 3:
-        out(b, "watch: every second, any key stops")
-        while not b.console:
-            read(app, b.time())
-            await app.sched.console.sleep_ms(1000 - b.subsec_ms())
-        b.read()
-    elif k == 6 and show:
-        cstate(app)
-    elif k == 7:
-        depth(app)
-    elif k == 12:
+    if k == 12:
         return True
-    else:
-        import console_set
-        if k == 8:
-            await console_set.dump(app, w)
-        else:
-            console_set.run(app, x, k, w)
+    gc.collect()
+    if k == 8:
+        await __import__("console_set").dump(app, w)
         del sys.modules["console_set"]
-        try:
-            del sys.modules["config"]
-        except KeyError:
-            pass
+    elif k != 4 and k != 5:
+        # __import__, not import: a local name would keep the module (its
+        # heap) alive after sys.modules lets it go
+        await __import__("console_i").run(app, x, k, w)
+        del sys.modules["console_i"]
+    else:
+        r = __import__("console_set").run(app, x, k, w)
+        del sys.modules["console_set"]
+        if r is not None:
+            gc.collect()
+            why = configure(app, r[0])  # console_set.py is out of the heap meanwhile
+            gc.collect()
+            __import__("console_set").done(app, r, why)
+            del sys.modules["console_set"]
     return False
-
-
-# ---- the read-only commands -----------------------------------------------------
-
-
-def status(app):
-    b = app.board
-    st = app.store
-    import service
-    s = service.status(app)  # what the daily status report says
-    del sys.modules["service"]
-    up = app.uplink
-    c = st.cnt
-    out(b, "station %d   firmware %s   up %d h %d min   reset cause %d" % (
-        app.station, s[3], s[4] // 3600, s[4] // 60 % 60, s[5]))
-    out(b, "clock   %s, %s" % (gmtime(b.time()), "synced by the center" if up.synced else "not synced yet"))
-    out(b, "        last sync offset %+d s (station - center), %d syncs" % (s[10], c[8]))
-    out(b, "battery %s V   logger %s degC   power %s" % (
-        format(s[1], 3), format(s[2], 1), names[_POWER].split()[app.pw.state]))
-    o = s.get(7)
-    out(b, "queue   %d readings unacknowledged, oldest %s, %d dropped" % (
-        s[6], gmtime(o) if o is not None else "none", c[6]))
-    a = up.ack
-    out(b, "last ACK %s   frames sent %d, ACKs %d, retries %d" % (
-        gmtime(a) if a else "none since boot", c[4], c[5], c[3]))
-    k = names[_KINDS].split()
-    al = [k[e[0]] for e in app.alarms.active()]
-    out(b, "alarms   %s" % (" ".join(al) if al else "none active"))
-    f = "rain gauge STUCK" if app.gauge.stuck else "none at the moment"  # (long literal: no qstr)
-    out(b, "faults  %s; sensor %d, bad downlink %d, watchdog resets %d" % (f, c[2], c[11], c[10]))
-    m = holdoff(app)
-    p = state(app)
-    out(b, "PIN     %d wrong in all, %d in a row; writes %s" % (
-        p[2], p[0], "LOCKED for %d min" % m if m else "need the PIN"))
-    out(b, "memory  %d B heap free, %d kB flash free" % (s[8], s[9] // 1024))
-
-
-def read(app, t):
-    # live values; t: a watch line at time t, None: the read answer
-    b = app.board
-    cfg = app.cfg
-    lv = "no level sensor"
-    ma = ""
-    if app.level is not None:
-        try:
-            lv = format(app.level.read_mm(), 3) + " m above datum"
-        except Exception as e:  # noqa: BLE001 - SensorError: say so, go on
-            lv = "FAULT (sensor error %s)" % (e.args[0] if e.args else "unknown")
-        ua = getattr(app.level, "ua", None)
-        if ua is not None:
-            ma = "   loop %s mA" % format(ua, 3)
-    g = app.gauge
-    tips = (g.count - g._taken) & 0x3FFFFFFF
-    rain = format(tips * cfg["tip_tenths"], 1)
-    bat = format(b.battery_mv(), 3)
-    tmp = format(b.temperature(), 1)
-    if t is not None:
-        out(b, "%s  level %s  rain %s mm  battery %s V  %s degC" % (gmtime(t)[11:19], lv, rain, bat, tmp))
-        return
-    out(b, "level    %s%s" % (lv, ma))
-    out(b, "rain     %s mm since the last record (%d tips of %s mm)%s" % (
-        rain, tips, format(cfg["tip_tenths"], 1), ", gauge STUCK" if g.stuck else ""))
-    out(b, "battery  %s V" % bat)
-    out(b, "logger   %s degC (inside the enclosure)" % tmp)
-
-
-def cstate(app):
-    b = app.board
-    out(b, "clock   %s (%d s since 2024-01-01)" % (gmtime(b.time()), b.time()))
-    out(b, "        %s; last sync offset %+d s (station - center)" % (
-        "synced by the center" if app.uplink.synced else "not synced since boot", app.store.clk))
-
-
-def depth(app):
-    b = app.board
-    st = app.store
-    import service
-    o = service.oldest_time(st)
-    del sys.modules["service"]
-    out(b, "queue   %d readings unacknowledged (%d in flight in %d frames)" % (
-        st.depth(), sum([e[2] - e[1] for e in st.fl]), len(st.fl)))
-    out(b, "oldest unsent %s" % (gmtime(o) if o is not None else "none"))
-    out(b, "dropped %d readings in all (queue full), %d still to report" % (st.cnt[6], st.drop))
-    out(b, "kept    %d readings on flash, limit %d kB" % (st.tail - st.first * 256, st.max_segs * 4))

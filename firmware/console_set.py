@@ -1,8 +1,15 @@
-# hydrolink console: config show, dump and the write commands (console.py
-# has checked the PIN). Imported for one command and dropped after. A change
-# is validated by config.py exactly as a remote set_config is, saved, taken
+# hydrolink console: config show, config set and calibrate level (the
+# commands that need config.py; console.py has checked the PIN and applies
+# the change: console.configure), and dump. Imported for one command and
+# dropped after. A change is validated by config.py exactly as a remote set_config is, saved, taken
 # by every part at once (commands.apply), and reported to the center: a
 # line in the status report (SPEC §8 key 13), sent at once.
+#
+# dump: the readings kept in the flash queue (store.py's records: unsent,
+# in flight and acknowledged history) as CSV, oldest first, for hydrolink
+# pull. Scaled integers as the board keeps them (the host converts to SI
+# units): short lines (~20 bytes). Written in chunks, yielding between
+# them: sampling and reporting go on during a long dump.
 # Few names (console.py says why): function names the firmware already
 # has, words from console.names.
 import asyncio
@@ -10,7 +17,7 @@ import gc
 import struct
 import sys
 
-from console import find, format, gmtime, load, names, out
+from console import find, format, gmtime, load, log, names, out
 
 # set by provisioning only (hydrolink provision, flash); the last three never shown
 SECRET = "station key pin_hash pin_salt"
@@ -57,43 +64,6 @@ def get(app, w):
         out(b, "  %-24s %s %s" % (k, value(cfg[k]), kind(k)))
 
 
-def log(app, data):
-    # a line for the center, kept until a status report carries it (service.py)
-    x = app.store.extra  # kept (and persisted) until a status report carries them
-    e = x.get("console")
-    if e is None:
-        e = x["console"] = []
-    e.append([app.board.time(), data[:70]])
-    if len(e) > 8:
-        e.pop(0)
-    gc.collect()
-    app.send_status()  # now: the center hears of it at once
-
-
-def configure(app, changes):
-    # -> None when taken (saved, applied), else the reason (one line)
-    import config
-    new, why = config.apply_changes(app.cfg, changes)
-    if new is None:
-        return why
-    try:
-        config.save("config.json", new)
-    except OSError as e:
-        return "could not save (%s): nothing changed" % e
-    del sys.modules["config"]
-    # taken by every part without a restart, as commands.apply does (not
-    # imported for it: its names would cost one more qstr pool)
-    app.cfg = new
-    app.gauge.configure(new["debounce_ms"], new["stuck_ms"])
-    if app.level is not None:
-        app.level.configure(new)
-    app.sampler.configure(new)
-    app.alarms.configure(new)
-    app.pw.configure(new)
-    app.retime()
-    return None
-
-
 def set(app, w):
     # config set KEY VALUE
     b = app.board
@@ -119,18 +89,7 @@ def set(app, w):
             v = int(v)
         except ValueError:
             pass  # text (level_sensor)
-    old = cfg[k]
-    why = configure(app, {k: v})
-    if why is not None:
-        u = kind(k)
-        if why.startswith(k):
-            why = why[len(k) + 2:]
-        if u and why[-1].isdigit():
-            why += " " + u  # a range: in the key's unit
-        out(b, "error: %s %s: %s (now %s)" % (k, w[3][:20], why, value(old)))
-        return
-    out(b, "%s: %s -> %s %s (saved; the center is told)" % (k, value(old), value(v), kind(k)))
-    log(app, "config %s %s -> %s" % (k, value(old), value(v)))
+    return [{k: v}, 4, k, w[3], cfg[k], v]  # console.py applies it, done() answers
 
 
 def level(app, w):
@@ -153,13 +112,32 @@ def level(app, w):
     try:
         before = app.level.read_mm()
     except Exception as e:  # noqa: BLE001 - SensorError
-        out(b, "error: level sensor fault (%s): cannot calibrate now" % (e.args[0] if e.args else "unknown"))
+        out(b, "error: level sensor fault (%s): cannot calibrate now" % (e.args[0] if e.args else "of unknown kind"))
         return
     old = app.cfg["cal_offset_mm"]
-    new = old + g - before
-    why = configure(app, {"cal_offset_mm": new})
-    if why is not None:
-        out(b, "error: offset %d mm not taken: %s (cal_offset_mm, mm)" % (new, why))
+    return [{"cal_offset_mm": old + g - before}, 5, g, before, old, old + g - before]
+
+
+def done(app, r, data):
+    # the answer to a change console.py applied: r from set() or level(),
+    # data: None (taken) or the reason it was not
+    b = app.board
+    if r[1] == 4:
+        k = r[2]
+        if data is not None:
+            u = kind(k)
+            if data.startswith(k):
+                data = data[len(k) + 2:]
+            if u and data[-1].isdigit():
+                data += " " + u  # a range: in the key's unit
+            out(b, "error: %s %s: %s (now %s)" % (k, r[3][:20], data, value(r[4])))
+            return
+        out(b, "%s: %s -> %s %s (saved; the center is told)" % (k, value(r[4]), value(r[5]), kind(k)))
+        log(app, "config %s %s -> %s" % (k, value(r[4]), value(r[5])))
+        return
+    g, before, old, new = r[2], r[3], r[4], r[5]
+    if data is not None:
+        out(b, "error: offset %d mm not taken: %s (cal_offset_mm, mm)" % (new, data))
         return
     try:
         after = format(app.level.read_mm(), 3)
@@ -172,100 +150,22 @@ def level(app, w):
         format(g, 3), format(before, 3), old, new))
 
 
-def clock(app, w):
-    # clock set DATE TIME (UTC)
-    b = app.board
-    t = load(" ".join(w[2:])) if len(w) > 2 else None
-    if t is None:
-        out(b, "error: clock set wants UTC as YYYY-MM-DD HH:MM:SS, e.g. clock set 2025-08-25 10:05:00")
-        return
-    old = b.time()
-    b.set_time(t)
-    if old != t:
-        app.retime(old - t)
-    out(b, "clock %s -> %s (the center's ACKs still correct it)" % (gmtime(old), gmtime(t)))
-    log(app, "clock set %s -> %s" % (gmtime(old)[:19], gmtime(t)[:19]))
-
-
-def send(app):
-    # send test: a test report of the current values, as commands.send_test
-    # (not imported for it: its names would cost one more qstr pool)
-    import frame
-    b = app.board
-    t = app.uplink.now()
-    series = []  # type: list
-    if app.level is not None:
-        try:
-            series.append((2, 1, t, [app.level.read_mm()], None))
-        except Exception:  # noqa: BLE001 - SensorError: fault
-            series.append((2, 1, t, [None], [4]))
-    series.append((3, 1, t, [b.battery_mv()], None))
-    series.append((4, 1, t, [b.temperature()], None))
-    flags = app.flags()
-
-    def enc(buf, seq):
-        return frame.encode_report(buf, frame.TEST, app.station, seq, t, app.key, series, 0, None, flags)
-
-    app.uplink.send_event(frame.TEST, enc)
-
-
 def run(app, x, k, w):
-    # console WORDS index k: 4 config, 5 calibrate, 6 clock, 9 send, 10 reboot, 11 factory-reset
+    # console WORDS index k: 4 config, 5 calibrate. -> a change for
+    # console.py to apply (with this module out of the heap: config.py is
+    # 13 KB), or None when answered here
     b = app.board
     t = names[3].split()
     sub = w[1] if len(w) > 1 else ""
     if k == 4 and sub == t[1]:
-        set(app, w)
-    elif k == 4 and sub == t[0]:
+        return set(app, w)
+    if k == 4 and sub == t[0]:
         get(app, w)
     elif k == 5:
-        level(app, w)
-    elif k == 6 and sub == t[1]:
-        clock(app, w)
-    elif k == 9 and sub == t[2]:
-        send(app)
-        out(b, "test report queued: the current level, battery and temperature")
-    elif k == 10:
-        out(b, "rebooting now: the console comes back in a few seconds")
-        app.store.save()
-        b.reset(4)
-    elif k == 11:
-        out(b, "factory-reset: the configuration goes back to the defaults (station id,")
-        out(b, "key and PIN are kept) and the %d readings on flash are ERASED." % (
-            app.store.tail - app.store.first * 256))
-        out(b, "Type YES to confirm, anything else cancels.")
-        x[4] = True
+        return level(app, w)
     else:
-        out(b, "error: usage: %s" % (
-            "config show [KEY|PAGE], config set KEY VALUE" if k == 4 else
-            "clock show, clock set YYYY-MM-DD HH:MM:SS" if k == 6 else "send test (help lists all)"))
-
-
-def reset(app, data):
-    # the answer to factory-reset's question
-    b = app.board
-    if data != names[3].split()[4]:
-        out(b, "factory-reset cancelled: nothing changed")
-        return False
-    cfg = app.cfg
-    keep = {}
-    for k in SECRET.split():
-        if cfg.get(k):
-            keep[k] = cfg[k]
-    import os
-
-    import config
-    config.save("config.json", keep)
-    root = app.store.root
-    try:
-        for f in os.listdir(root):
-            os.remove(root + "/" + f)
-        os.rmdir(root)
-    except OSError:
-        pass
-    out(b, "factory-reset done: rebooting with the default configuration")
-    b.reset(4)
-    return True
+        out(b, "error: usage: config show [KEY|PAGE], config set KEY VALUE")
+    return None
 
 
 async def dump(app, w):

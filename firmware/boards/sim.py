@@ -17,17 +17,20 @@ import struct
 import sys
 
 _MASK = const(0x3FFFFFFF)
-_HELLO = b"H"
-_IDLE = b"I"
-_WRITE = b"W"
-_TRACE = b"R"
-_CLOCK = b"C"
-_RESET = b"X"
-_DOG = b"D"
-_HUNG = b"B"
-_T_FMT = "<QiHhBBH"  # vms, level_uv, batt_mv, temp, pin (bit 1: ADC hung), edges, nrx
+# message kinds, as consts (a global name is one more qstr, and the pool is
+# full: a new one is 7 KB, see console.py)
+_HELLO = const(72)  # H
+_IDLE = const(73)  # I
+_WRITE = const(87)  # W
+_TRACE = const(82)  # R
+_CLOCK = const(67)  # C
+_RESET = const(88)  # X
+_DOG = const(68)  # D
+_HUNG = const(66)  # B
+_CON = const(75)  # K: console output
+# header "<QiHhBBH": vms, level_uv, batt_mv, temp, pin (bit 1: ADC hung), edges, nrx
 _T_LEN = const(20)
-_B_FMT = "<iBI"  # rtc offset s, reset cause, seed
+# boot "<iBI": rtc offset s, reset cause, seed
 _B_LEN = const(9)
 
 NAME = "sim"
@@ -125,7 +128,7 @@ class Board:
         self._send(_HELLO, b"")
         b = bytearray(_B_LEN)
         self._recv(b)
-        self._rtc_off, self.cause, self._seed = struct.unpack(_B_FMT, b)
+        self._rtc_off, self.cause, self._seed = struct.unpack("<iBI", b)
         if not self._seed:
             self._seed = 1
         self._reply()
@@ -143,7 +146,7 @@ class Board:
     def _send(self, kind, data):
         # TCP_NODELAY is set: two writes cost no Nagle delay
         o = self._out
-        o[0] = kind[0]
+        o[0] = kind
         struct.pack_into("<H", o, 1, len(data))
         self._s.write(o)
         if data:
@@ -151,7 +154,7 @@ class Board:
 
     def _reply(self):
         self._recv(self._hdr)
-        vms, uv, batt, temp, pin, edges, nrx = struct.unpack(_T_FMT, self._hdr)
+        vms, uv, batt, temp, pin, edges, nrx = struct.unpack("<QiHhBBH", self._hdr)
         if edges:
             # edge times (ms before vms), oldest first: each IRQ sees its own time
             eb = self._rmv[:2 * edges]
@@ -189,7 +192,7 @@ class Board:
         return bytes(self.buf[:n]) if n and self.buf else b""
 
     def write(self, data):
-        self._send(b"K", data)
+        self._send(_CON, data)
 
     # ---- clocks
     def flag(self):

@@ -8,12 +8,10 @@ over the same pty; ``python -m serial.tools.miniterm`` runs ``status`` on it; th
 is what the center receives once the link is back, and ``hydrolink center import`` stores it
 once.
 
-Heap: the VM runs with ``-X heapsize=160K``, not 128K. At 128K the firmware already sits at
-the edge of its fifth qstr pool (620 names; 610 after boot): the first remote command after
-the daily status report needs a sixth pool (640 entries, ~7.7 KB in one block) that the
-fragmented heap cannot give (tests/firmware/test_station_features.py::test_commands fails
-so), and the console's own module names (4) do the same. See the report of the console
-engineer; bench/firmware_cycle.py measures the 128K path.
+Heap: the VM runs with ``-X heapsize=128K``, as a board. The board's interned names (qstrs)
+sit at the edge of their fifth pool (620 names: 600 after boot, 620 with the status report,
+the console's modules and the PIN code loaded); a sixth pool is 7.7 KB in one block, which the
+fragmented heap cannot give, so the test checks that the pool count never moves.
 """
 
 from __future__ import annotations
@@ -39,11 +37,11 @@ from protocol.elements import ELEMENTS, QUALITY_NAMES
 from sim.console_pty import ConsolePty
 from sim.link import Phase
 from sim.vboard import VBoard
-from tests.firmware.simrun import HOUR, station
+from tests.firmware.simrun import HOUR, qstr_pools, station
 
 PIN = "482916"
 SALT = bytes(range(16))
-HEAP = "160K"
+HEAP = "128K"
 PROMPT = "hydrolink> "
 ASK = r"PIN \(digits\): "
 OUTAGE_MS = 3 * HOUR
@@ -189,6 +187,7 @@ def test_console_session_while_the_board_samples_and_reports(rig: tuple[VBoard, 
     mt.expect(pexpect.EOF)
     run.join()
     assert not any("Traceback" in ln or "MemoryError" in ln for ln in b.log), b.log[-30:]
+    assert len({p for p, _ in qstr_pools(b)}) == 1, qstr_pools(b)  # no new qstr pool (7.7 KB)
 
     # sampling went on: every 5-minute mark of the session has its rain and level reading
     t0 = b.t0
