@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -39,8 +40,9 @@ def _env() -> dict[str, str]:
 
 
 def test_demo_runs_and_writes_its_database_and_plots(tmp_path: Path) -> None:
-    for run in (1, 2):  # a second run starts clean
-        p = subprocess.run([*HL, "demo", "--quiet", "--json", "r.json"], cwd=tmp_path, env=_env(),
+    counts: list[int] = []
+    for run, extra in ((1, []), (2, ["--days", "2"])):  # a second (shorter) run starts clean
+        p = subprocess.run([*HL, "demo", "--quiet", "--json", "r.json", *extra], cwd=tmp_path, env=_env(),
                            capture_output=True, text=True, timeout=240)
         assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
         rep = json.loads((tmp_path / "r.json").read_text())
@@ -52,6 +54,12 @@ def test_demo_runs_and_writes_its_database_and_plots(tmp_path: Path) -> None:
         assert len(list(plots.glob("station-*.png"))) == 6 and (plots / "center-fleet.png").exists()
         assert "morning report" in p.stdout
         assert "center database:" in p.stdout and "plots:" in p.stdout, run
+        db = sqlite3.connect(tmp_path / "demo-out" / "center.db")
+        (n,) = db.execute("SELECT count(*) FROM observations").fetchone()
+        db.close()
+        counts.append(n)
+        assert n >= rep["total"]["stored"]
+    assert counts[1] < counts[0]  # the second run's store holds only its own readings
     assert not _running_in(tmp_path)
 
 
