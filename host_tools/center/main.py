@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..gateway.config import ConfigError
+from ..gateway.config import ConfigError, host_port
 from ..gateway.logs import setup_logging
 from ..registry import RegistryError, load_registry
 from .db import StoreError
@@ -35,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=500, metavar="N", help="messages per transaction at most (500)")
     p.add_argument("--batch-ms", type=float, default=50.0, metavar="MS",
                    help="longest wait to fill a batch after its first message (50)")
+    p.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus metrics here")
     p.add_argument("--status", action="store_true", help="print the store's counters and exit")
     p.add_argument("--gaps", action="store_true",
                    help="list the gaps the watch tracks (detected/requested/recovered/lost) and exit")
@@ -119,15 +120,16 @@ def cmd_center(argv: list[str]) -> int:
                 print(f"hydrolink: --gateway-spool {spool}: no such file; give the gateway's "
                       "spool (its --spool)", file=sys.stderr)
                 return 2
+        metrics = host_port(args.metrics, "--metrics") if args.metrics else None
         if args.registry:
             load_registry(args.registry)  # a bad registry is a usage error at start (later: logged, kept)
-        return _run(args)
+        return _run(args, metrics)
     except (StoreError, SchemaError, RegistryError, ConfigError) as e:
         print(f"hydrolink: {e}", file=sys.stderr)
         return 2
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, metrics: tuple[str, int] | None) -> int:
     from .gaps import GapPolicy
     from .receiver import Center
 
@@ -152,11 +154,24 @@ def _run(args: argparse.Namespace) -> int:
             print(f"hydrolink: {e}", file=sys.stderr)
             return 2
     center.start()
+    server = None
+    if metrics is not None:
+        from .metrics import serve_metrics
+
+        try:
+            server = serve_metrics(metrics[0], metrics[1], center.snapshot)
+        except OSError as e:
+            center.stop()
+            print(f"hydrolink: --metrics {args.metrics}: cannot listen: {e.strerror or e}", file=sys.stderr)
+            return 2
     try:
         while not done.wait(1.0):
             pass
     finally:
         center.stop()
+        if server is not None:
+            server.shutdown()
+            server.server_close()
         if stop_http is not None:
             stop_http()
     return 0

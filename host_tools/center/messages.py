@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from .store import Store
 
 PREFIX = "hydrolink/v1"  # the gateway's default --topic-prefix
+REJECT_REASONS = ("bad_topic", "bad_json", "unknown_version", "bad_payload", "station_mismatch",
+                  "unknown_element", "unknown_quality", "bad_time", "bad_value", "internal")
 KINDS = ("obs", "alarm", "status", "events", "state")
 FUTURE_S = 86_400  # a reading more than a day ahead of its arrival has an impossible time
 _QUALITIES = frozenset(q for q in QUALITY_NAMES if q)

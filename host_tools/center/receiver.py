@@ -108,6 +108,7 @@ class Center:
         c.on_disconnect = self._on_disconnect
         c.on_subscribe = self._on_subscribe
         c.on_message = self._on_message
+        c.on_connect_fail = self._on_connect_fail
         return c
 
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
@@ -120,6 +121,12 @@ class Center:
         self.stats["connects"] += 1
         log.info("mqtt connected", extra={"fields": {"broker": f"{self.target.host}:{self.target.port}",
                                                       "client_id": self.client_id, "share": self.share}})
+
+    def _on_connect_fail(self, _c: mqtt.Client, _u: Any) -> None:
+        self.stats["connect_failures"] += 1
+        if self.stats["connect_failures"] in (1, 10) or self.stats["connect_failures"] % 100 == 0:
+            log.warning("mqtt connect failed, retrying", extra={"fields": {
+                "broker": f"{self.target.host}:{self.target.port}", "attempts": self.stats["connect_failures"]}})
 
     def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, reasons: list[Any], _p: Any) -> None:
         bad = [str(r) for r in reasons if r.is_failure]

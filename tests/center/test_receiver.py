@@ -155,3 +155,28 @@ def test_persistent_session_on_mqtt_311(tmp_path: Path, mosquitto: Mosquitto, pr
     finally:
         cen.stop()
         s.close()
+
+
+def test_metrics_endpoint(tmp_path: Path, mosquitto: Mosquitto, prefix: str, pub: Publisher) -> None:
+    import urllib.request
+
+    from host_tools.center.metrics import serve_metrics
+    from tests.gateway.helpers import free_port
+
+    url = f"sqlite:///{tmp_path}/c.db"
+    cen = center(url, mosquitto, prefix)
+    port = free_port()
+    server = serve_metrics("127.0.0.1", port, cen.snapshot)
+    try:
+        fleet = Fleet(range(9001, 9003), 2)
+        pub.publish(retopic(fleet.messages, prefix) + [(f"{prefix}/9001/obs", b"nope")])
+        wait_for(lambda: cen.stats["messages"] >= 5, 30, "messages")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+            text = r.read().decode()
+        assert f"hydrolink_center_readings_inserted_total {float(fleet.readings)}" in text
+        assert 'hydrolink_center_rejected_total{reason="bad_json"} 1.0' in text
+        assert "hydrolink_center_mqtt_connected 1.0" in text
+    finally:
+        server.shutdown()
+        server.server_close()
+        cen.stop()

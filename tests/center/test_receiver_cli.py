@@ -59,6 +59,7 @@ def test_bad_usage_is_one_line(tmp_path: Path) -> None:
          "--share needs --mqtt-version 5"),
         (["--db", f"sqlite:///{tmp_path}/c.db", "--mqtt", "http://h"], "--mqtt 'http://h'"),
         (["--db", "postgresql://nobody@127.0.0.1:1/x", "--status"], "cannot connect to PostgreSQL"),
+        (["--db", f"sqlite:///{tmp_path}/c.db", "--mqtt", "mqtt://h", "--metrics", "nohost"], "--metrics"),
     ]:
         r = run_cli("center", *args)
         assert r.returncode == 2, (args, r.stdout, r.stderr)
