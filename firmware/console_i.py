@@ -71,6 +71,7 @@ def status(app):
     st = app.store
     import service
     s = service.status(app)  # what the daily status report says
+    app.peak()  # the live heap now, in the next status report's peak figure (bench)
     del sys.modules["service"]
     up = app.uplink
     c = st.cnt
