@@ -157,7 +157,7 @@ async def queue_command(ctx: Ctx) -> Response:
         raise Refused(404, f"no station {station}")
     try:
         op, args = build(words, str(form.get("from") or ""), str(form.get("to") or ""))
-        cid = await ctx.run(_queue, path, station, op, args, time.time())
+        cid = await ctx.run(_queue, path, station, op, args, time.time(), retry=False)
     except (CommandError, SpoolError) as e:
         return ctx.finish(RedirectResponse(f"{back}?notice={quote(str(e))}", status_code=303))
     log.info("command queued", extra={"fields": {"station": station, "id": cid, "op": op,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -10,6 +11,8 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from . import actions, users, views
@@ -19,6 +22,7 @@ from .overview import OverviewCache
 from .sessions import LoginLimiter, Sessions
 from .web import Dashboard
 
+log = logging.getLogger("hydrolink.dashboard")
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]", "testserver"]
 
 
@@ -65,8 +69,16 @@ def create_app(db_url: str, *, no_auth: bool = False, gateway_spool: str | None 
         Route("/lang", actions.set_lang, methods=["POST"]),
     ]
     middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=LOOPBACK_HOSTS)] if no_auth else []
+
+    async def unavailable(request: Request, exc: Exception) -> Response:
+        log.error("request failed", extra={"fields": {"path": request.url.path,
+                                                       "error": f"{type(exc).__name__}: {exc}"}})
+        return HTMLResponse("<h1>503</h1><p>The center database is not answering; this page "
+                            "tries again when reloaded.</p>", status_code=503)
+
     app = Starlette(routes=routes, middleware=middleware,
-                    exception_handlers={404: views.not_found}, lifespan=_lifespan(stores),
+                    exception_handlers={404: views.not_found, Exception: unavailable},
+                    lifespan=_lifespan(stores),
                     max_body_size=64 * 1024)
     app.state.dash = dash
     return app

@@ -11,6 +11,7 @@ its history (the store has no index on ``received``).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -40,6 +41,19 @@ class Stores:
             with self._lock:
                 self._all.append(store)
         return store
+
+    def discard(self) -> None:
+        """Forget this thread's store after an error (a database restarted under it): the
+        next request of the thread opens a new connection."""
+        store: Store | None = getattr(self._local, "store", None)
+        if store is None:
+            return
+        self._local.store = None
+        with self._lock:
+            if store in self._all:
+                self._all.remove(store)
+        with contextlib.suppress(Exception):  # a broken connection may fail to close
+            store.close()
 
     def close(self) -> None:
         with self._lock:

@@ -159,8 +159,10 @@ class OverviewCache:
             try:
                 with self._lock:
                     self._compute()
-            except Exception:  # a database that went away: keep the last table, try again
-                logging.getLogger("hydrolink.dashboard").exception("overview refresh failed")
+            except Exception as e:  # a database that went away: keep the last table, try again
+                logging.getLogger("hydrolink.dashboard").warning(
+                    "overview refresh failed", extra={"fields": {"error": f"{type(e).__name__}: {e}"}})
+                self.stores.discard()
 
     def invalidate(self) -> None:
         """Recompute now (after an acknowledge, for instance)."""

@@ -36,8 +36,9 @@ def _stations(ctx: Ctx) -> StationsCache:
     return cache
 
 
-def _table(ctx: Ctx) -> tuple[str, bytes]:
-    """The overview table (HTML) for this user's language and role, rendered once per version."""
+def _table(ctx: Ctx) -> tuple[str, bytes, int]:
+    """The overview table (HTML) in this session's language, rendered once per version; its
+    digest and how many stations it lists."""
     cache = _cache(ctx)
     snap = cache.get()
     key = (snap.digest, ctx.session.lang)
@@ -46,20 +47,19 @@ def _table(ctx: Ctx) -> tuple[str, bytes]:
         html = ctx.dash.env.get_template("_overview_table.html").render(
             t=ctx.t, rows=snap.rows, labels=LABEL_KEY).encode()
         cache.renders[key] = html
-    return snap.digest, html
+    return snap.digest, html, len(snap.rows)
 
 
 @guarded(VIEW, FLEET)
 async def overview(ctx: Ctx) -> Response:
-    digest, table = await ctx.run(_table, ctx)
-    return ctx.render("overview.html", digest=digest, table=table.decode(),
-                      count=len(_cache(ctx).get().rows))
+    digest, table, count = await ctx.run(_table, ctx)
+    return ctx.render("overview.html", digest=digest, table=table.decode(), count=count)
 
 
 @guarded(VIEW, FLEET)
 async def overview_table(ctx: Ctx) -> Response:
     """The table alone, for the page's poll: 204 while the shown version is current."""
-    digest, table = await ctx.run(_table, ctx)
+    digest, table, _ = await ctx.run(_table, ctx)
     if ctx.request.query_params.get("v") == digest:
         return ctx.finish(Response(status_code=204))
     return ctx.finish(HTMLResponse(table, headers={"X-Overview-Version": digest}))

@@ -94,9 +94,22 @@ class Ctx:
         response.headers["Cache-Control"] = "no-store"
         return response
 
-    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run blocking store work in a worker thread (each has its own store)."""
-        return await anyio.to_thread.run_sync(fn, *args)
+    async def run(self, fn: Callable[..., Any], *args: Any, retry: bool = True) -> Any:
+        """Run blocking store work in a worker thread (each has its own store). A store that
+        failed is dropped, and with ``retry`` the work runs once more on a new connection, so
+        each thread's connection broken by a database restart costs no request."""
+        stores = self.dash.stores
+
+        def call() -> Any:
+            try:
+                return fn(*args)
+            except Exception:
+                stores.discard()
+                if not retry:
+                    raise
+            return fn(*args)
+
+        return await anyio.to_thread.run_sync(call)
 
 
 def _load_user(dash: Dashboard, s: Session) -> User | None:
