@@ -180,3 +180,33 @@ def test_metrics_endpoint(tmp_path: Path, mosquitto: Mosquitto, prefix: str, pub
         server.shutdown()
         server.server_close()
         cen.stop()
+
+
+def test_broker_restart_mid_run(tmp_path: Path) -> None:
+    """The broker goes away and comes back (same port, its persistence on): the center
+    reconnects to its session; what it had not acknowledged comes again, stored once."""
+    broker = Mosquitto(tmp_path / "mq")  # our own: this test stops it
+    broker.start()
+    url = f"sqlite:///{tmp_path}/c.db"
+    fleet = Fleet(range(9501, 9511), 8)
+    half = len(fleet.messages) // 2
+    cen = center(url, broker, "hydrolink/v1")
+    s = open_store(url)
+    try:
+        p = Publisher(broker.port, "pub-restart-1")
+        p.publish(fleet.messages[:half])
+        p.close()
+        broker.stop()
+        wait_for(lambda: not cen.connected.is_set(), 30, "the center to notice")
+        broker.start()
+        assert cen.wait_connected(60)
+        p = Publisher(broker.port, "pub-restart-2")
+        p.publish(fleet.messages[half:])
+        p.close()
+        wait_for(lambda: s.count_observations() >= fleet.readings, 60, "every reading")
+        assert s.count_observations() == fleet.readings and s.counts()["revisions"] == 0
+        assert cen.stats["connects"] >= 2
+    finally:
+        cen.stop()
+        s.close()
+        broker.stop()
