@@ -3,8 +3,10 @@
 One list for SQLite and PostgreSQL: the few words the two spell differently are
 placeholders (``{serial}``, ``{blob}``, ``{real}``, ``{json}``) filled per dialect.
 A database records its version in ``schema_version``; :func:`migrate` upgrades an
-older one in place (one transaction per step) and refuses a newer one with
-:class:`SchemaError`.
+older one in place and refuses a newer one with :class:`SchemaError`. The caller
+(:meth:`host_tools.center.db.Database.migrate`) runs it in one transaction under a
+schema lock, so two workers starting on an empty database do not both create it, and
+a failed step leaves the database as it was.
 
 Other parts add tables by APPENDING a migration to :data:`MIGRATIONS` (the next
 version number); an existing migration is never edited, since databases out there
@@ -146,7 +148,7 @@ def migrate(
     """Bring a database to :func:`latest_version`; return the version it was at before.
 
     ``query(sql)`` runs a read; ``run_step(statements, migration)`` runs one step's
-    statements and records its version in one transaction. Raises :class:`SchemaError`
+    statements and records its version. Raises :class:`SchemaError`
     for a database newer than this code.
     """
     rows = query("SELECT MAX(version) FROM schema_version") if _has_version_table(query, dialect) else []
