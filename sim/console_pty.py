@@ -9,7 +9,7 @@ the idle replies.
 
 Time: the simulator runs virtual time as fast as it can, which a person (or pexpect) typing
 in wall time could never follow. So while a console is in use - from a byte typed until
-:attr:`hold_ms` of virtual time without one, as long as the firmware keeps its session open -
+:attr:`hold_ms` of virtual time without one, and while output still waits for the line -
 virtual time is paced at :attr:`ratio` times wall time; a typed byte stops the board's idle at
 the virtual time it arrived. Output can be throttled to a UART's rate (``baud``), so a pull
 over the pty takes as long as it would over a real cable.
@@ -93,9 +93,9 @@ class ConsolePty:
         if self.pending():
             self._note(vms)
             return vms
-        if self._last_in is None or vms - self._last_in > self.hold_ms:
-            self._flush()
-            return target
+        self._flush()
+        if not self._out and (self._last_in is None or vms - self._last_in > self.hold_ms):
+            return target  # not in use, nothing left to write: full speed
         start = time.monotonic()
         end = start + (target - vms) / self.ratio / 1000
         while True:
