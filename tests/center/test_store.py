@@ -165,3 +165,28 @@ def test_mixed_batches_after_fast_path(store: Store) -> None:
         r = store.upsert_observations(rows(1002, "rain", 3, start=T + 10_000 * k))
         assert r.inserted == 3
     assert store.count_observations() == 20 + 75
+
+
+def test_workers_opening_an_empty_database_together(store_url: str) -> None:
+    """Migrations hold a schema lock: several workers starting at once all succeed."""
+    import threading
+
+    errors: list[BaseException] = []
+    go = threading.Barrier(4)
+
+    def open_one() -> None:
+        try:
+            go.wait(10)
+            open_store(store_url).close()
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=open_one) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    with open_store(store_url) as s:
+        versions = s.db.query("SELECT version FROM schema_version ORDER BY version")
+        assert [v for (v,) in versions] == [m.version for m in sch.MIGRATIONS]
