@@ -47,6 +47,7 @@ from bench.common import (  # noqa: E402
     simulate_day,
     station_key,
 )
+from protocol import body as codec_body  # noqa: E402
 from protocol import codec  # noqa: E402
 from protocol.codec import Deframer, Frame, Report, decode_frame, wrap  # noqa: E402
 from protocol.errors import FrameError  # noqa: E402
@@ -119,12 +120,12 @@ def best_of_interleaved(fns: list[Callable[[], object]], repeat: int = REPEAT) -
 
 def run_reference(stream: bytes, keys: dict[int, bytes]) -> list[Frame]:
     """The codec with the Python references of protocol/_speedups.c (no C compiler)."""
-    compiled = codec.check_cbor, codec.decode_values
-    codec.check_cbor, codec.decode_values = codec.check_cbor_py, codec.decode_values_py
+    compiled = codec_body.check_cbor, codec_body.decode_values  # looked up there by decode_body
+    codec_body.check_cbor, codec_body.decode_values = codec.check_cbor_py, codec.decode_values_py
     try:
         return run_codec(stream, keys)
     finally:
-        codec.check_cbor, codec.decode_values = compiled
+        codec_body.check_cbor, codec_body.decode_values = compiled
 
 
 def profile(stream: bytes, keys: dict[int, bytes], top: int = 25) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from protocol import codec as c
+from protocol.frames import _crc32
 
 OUT = Path(__file__).with_name("vectors")
 T = c.from_datetime(datetime(2026, 6, 15, 10, 0, 3, tzinfo=UTC))  # a report built at 10:00:03
@@ -171,11 +172,11 @@ def signed(vt: int, station: int, seq: int, time: int, body: bytes, key: bytes) 
     """A raw frame from any header and body bytes, with a correct tag and CRC."""
     s = struct.pack(">BIII", vt, station, seq, time) + body
     raw = s + c.tag(key, s)
-    return raw + struct.pack(">I", c._crc32(raw))
+    return raw + struct.pack(">I", _crc32(raw))
 
 
 def recrc(raw: bytes) -> bytes:
-    return raw[:-4] + struct.pack(">I", c._crc32(raw[:-4]))
+    return raw[:-4] + struct.pack(">I", _crc32(raw[:-4]))
 
 
 def invalid_vectors() -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from protocol import body as codec_body
 from protocol import codec as c
 from protocol import make_vectors
 from protocol.errors import ERRORS, FrameError
@@ -56,8 +57,9 @@ def test_vector_counts_cover_every_type_and_error() -> None:
 def impl(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """The vectors pass with the compiled CBOR check and value decoder and with their references."""
     if request.param == "python":
-        monkeypatch.setattr(c, "check_cbor", c.check_cbor_py)
-        monkeypatch.setattr(c, "decode_values", c.decode_values_py)
+        for module in (c, codec_body):  # the body decoder looks them up in protocol.body
+            monkeypatch.setattr(module, "check_cbor", c.check_cbor_py)
+            monkeypatch.setattr(module, "decode_values", c.decode_values_py)
     return str(request.param)
 
 

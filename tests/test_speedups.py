@@ -1,4 +1,4 @@
-"""protocol/_speedups.c against its pure-Python references in protocol/codec.py.
+"""protocol/_speedups.c against its pure-Python references (protocol/cbor_subset.py, values.py).
 
 The compiled ``check_cbor`` and ``decode_values`` must give exactly the reference's
 result, the same list or the same ``Malformed`` message, on every vector body and on
@@ -22,7 +22,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocol import _speedups
+from protocol import body as codec_body
 from protocol import codec as c
+from protocol import frames as codec_frames
+from protocol import values as codec_values
 from protocol.errors import Malformed
 
 VECTORS = Path(c.__file__).with_name("vectors")
@@ -115,7 +118,7 @@ def test_random_and_damaged_cbor_agree(item: Any, damage: list[tuple[str, int, b
 def test_accepted_means_deterministic(item: Any) -> None:
     """What the check accepts is what cbor2 re-encodes to the same bytes (the definition of
     SPEC §4), but for cbor2 writing NaN and infinities as float16, which SPEC §4 forbids."""
-    data = cbor2.dumps(c._det(item))
+    data = cbor2.dumps(codec_body._det(item))
     if outcome(c.check_cbor_py, data) is None and not _has_special_float(item):
         assert cbor2.dumps(cbor2.loads(data)) == data
 
@@ -149,7 +152,7 @@ def test_values_round_trip(values: list[int]) -> None:
 def varints(tokens: list[int]) -> bytes:
     out = bytearray()
     for n in tokens:
-        c._varint(out, n)
+        codec_values._varint(out, n)
     return bytes(out)
 
 
@@ -178,9 +181,9 @@ def test_tag_is_truncated_hmac_sha256(key: bytes, msg: bytes) -> None:
 
 
 def test_tag_cache_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(c, "_PADS", {})
-    monkeypatch.setattr(c, "_PADS_MAX", 4)
+    monkeypatch.setattr(codec_frames, "_PADS", {})
+    monkeypatch.setattr(codec_frames, "_PADS_MAX", 4)
     for k in range(10):
         key = bytes([k]) * 32
         assert c.tag(key, b"m") == hmac.digest(key, b"m", "sha256")[:8]
-        assert len(c._PADS) <= 4
+        assert len(codec_frames._PADS) <= 4
