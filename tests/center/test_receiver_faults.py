@@ -131,3 +131,32 @@ def test_two_shared_workers_one_killed(postgres: Postgres, mosquitto: Mosquitto,
         a.close()
         b.close()
         s.close()
+
+
+def test_sighup_reloads_the_registry(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    import os
+    import signal
+
+    from host_tools.registry import registry_toml
+
+    url = f"sqlite:///{tmp_path}/c.db"
+    reg = tmp_path / "stations.toml"
+    reg.write_text(registry_toml({1: b"a" * 32}, {1: "Upstream"}))
+    rid = run_id("h")
+    center = CenterProc(tmp_path, url, mosquitto.url, f"center-{rid}", "--registry", str(reg),
+                        "--topic-prefix", f"{rid}/hydrolink/v1")
+    try:
+        center.start()
+        with open_store(url) as s:
+            wait_for(lambda: [m.name for m in s.stations()] == ["Upstream"], 30, "the registry at start")
+            reg.write_text(registry_toml({1: b"a" * 32, 2: b"b" * 32}, {1: "Upstream gauge", 2: "Dam"}))
+            assert center.proc is not None
+            os.kill(center.proc.pid, signal.SIGHUP)
+            wait_for(lambda: [m.name for m in s.stations()] == ["Upstream gauge", "Dam"], 30, "the reload")
+            reg.write_text("not toml [")  # a bad edit: logged, the old metadata kept, still running
+            os.kill(center.proc.pid, signal.SIGHUP)
+            wait_for(lambda: "registry not loaded" in center.text(), 30, "the bad edit logged")
+            assert center.stop() == 0
+            assert [m.name for m in s.stations()] == ["Upstream gauge", "Dam"]
+    finally:
+        center.close()
