@@ -6,6 +6,7 @@ import http.client
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.gateway.helpers import Mosquitto, free_port, wait_for
 
@@ -59,3 +60,30 @@ def test_dashboard_with_two_worker_processes(sqlite_url: str) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
+
+
+def test_registry_synced_at_start(tmp_path: Path) -> None:
+    """``hydrolink dashboard --registry``: the stations are there before any reading."""
+    from starlette.testclient import TestClient
+
+    from host_tools.center.store import open_store
+    from host_tools.dashboard import users
+    from host_tools.dashboard.main import build_app
+    from tests.dashboard import fleet
+
+    reg = tmp_path / "stations.toml"
+    reg.write_text(fleet.registry_toml(), encoding="utf-8")
+    url = f"sqlite:///{tmp_path}/empty.db"
+    app = build_app(url, no_auth=False, host="127.0.0.1", registry=str(reg), gateway_spool=None,
+                    session_hours=1)
+    store = open_store(url)
+    try:
+        users.add_user(store.db, "vic", "viewer", "viewer-pass-1")
+    finally:
+        store.close()
+    with TestClient(app, base_url="http://127.0.0.1:8080") as c:
+        from tests.dashboard.conftest import login
+
+        assert login(c, "vic") == 303
+        html = c.get("/").text
+    assert html.count('data-state="silent"') == len(fleet.STATIONS)  # listed, never heard from
