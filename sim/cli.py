@@ -94,6 +94,10 @@ def run(argv: list[str], prog: str = "hydrolink sim", demo: bool = False) -> int
         except KeyboardInterrupt:
             print("\nhydrolink: interrupted; everything the run started is stopped", file=sys.stderr)
             return 130
+        except Exception as e:  # noqa: BLE001 - one line, no traceback (a VM crash says where its log is)
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            print(f"hydrolink: the simulation stopped: {first}", file=sys.stderr)
+            return 2
         rep = build(f)
         print(table(rep))
         try:

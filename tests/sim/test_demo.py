@@ -86,6 +86,10 @@ def test_bad_usage_is_one_line_and_exit_2(tmp_path: Path) -> None:
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 2
     assert p.stderr.strip().count("\n") == 0 and p.stderr.startswith("hydrolink: --outage")
+    p = subprocess.run([*HL, "sim", "--mqtt", "mqtt://127.0.0.1:1", "--days", "0.1"], cwd=tmp_path,
+                       env=_env(), capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and p.stderr.strip().count("\n") == 0, p.stderr
+    assert "cannot connect" in p.stderr
 
 
 @pytest.mark.filterwarnings("ignore::ResourceWarning", "ignore::pytest.PytestUnraisableExceptionWarning")
