@@ -47,6 +47,7 @@ class AlarmMsg:
 class CenterSink:
     port: int
     client_id: str = "hydrolink-sim-center"
+    host: str = "127.0.0.1"
     obs: dict[tuple[int, str, int], Arrived] = field(default_factory=dict)
     redelivered: int = 0
     duplicates: list[tuple[int, str, int, float | None, float | None]] = field(default_factory=list)
@@ -73,7 +74,7 @@ class CenterSink:
     async def _main(self) -> None:
         while not self._stop.is_set():
             try:
-                async with aiomqtt.Client("127.0.0.1", self.port, identifier=self.client_id,
+                async with aiomqtt.Client(self.host, self.port, identifier=self.client_id,
                                           clean_session=False, keepalive=5) as client:
                     for kind in ("obs", "alarm", "status"):
                         await client.subscribe(f"hydrolink/v1/+/{kind}", qos=1)

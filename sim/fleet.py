@@ -63,8 +63,8 @@ class Options:
     sync_ms: int = HOUR_MS  # boards wait for each other this often (the gateway sees one fleet time)
 
 
-def _reachable(url: str) -> int:
-    """The port of a plain-TCP loopback broker URL that accepts connections (SimError if not)."""
+def _reachable(url: str) -> tuple[str, int]:
+    """Host and port of a plain-TCP broker URL that accepts connections (SimError if not)."""
     import socket
 
     from host_tools.gateway.config import ConfigError, parse_mqtt_url
@@ -73,13 +73,13 @@ def _reachable(url: str) -> int:
         t = parse_mqtt_url(url)
     except ConfigError as e:
         raise SimError(str(e)) from None
-    if t.tls or t.host not in ("127.0.0.1", "localhost"):
-        raise SimError(f"--mqtt {url}: the simulator's center subscribes on 127.0.0.1 without TLS")
+    if t.tls or t.username:
+        raise SimError(f"--mqtt {url}: the simulator's center subscribes without TLS or a login")
     try:
         socket.create_connection((t.host, t.port), timeout=3).close()
     except OSError as e:
         raise SimError(f"--mqtt {url}: cannot connect ({e.strerror or e})") from None
-    return t.port
+    return t.host, t.port
 
 
 def _cached_mpy(dest: Path) -> None:
@@ -238,8 +238,8 @@ class Fleet:
                 self.broker = Broker(self.dir / "broker", o.broker)
                 self.broker.start()
                 mqtt = self.broker.url
-            port = _reachable(mqtt)
-            self.center = CenterSink(port, client_id=f"hydrolink-sim-center-{o.seed}-{id(self)}")
+            host, port = _reachable(mqtt)
+            self.center = CenterSink(port, client_id=f"hydrolink-sim-center-{o.seed}-{id(self)}", host=host)
             self.center.start()
             from host_tools.center.receiver import Center
 
