@@ -49,7 +49,7 @@ class Dashboard:
     clock: Callable[[], float] = time.time
     env: Environment = field(default_factory=lambda: Environment(
         loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
-        trim_blocks=True, lstrip_blocks=True))
+        trim_blocks=True, lstrip_blocks=True, auto_reload=False))
     extra: dict[str, Any] = field(default_factory=dict)
 
 
