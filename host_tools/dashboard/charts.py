@@ -113,8 +113,9 @@ def rain_bins(points: Sequence[Point], start: int, end: int, interval_s: int) ->
 
 def hydrograph_svg(level: Sequence[Point], rain: Sequence[Point], start: int, end: int,
                    tz: ZoneInfo, stages: Mapping[str, float], interval_s: int,
-                   t: Callable[..., str]) -> str:
-    """The station's chart as an SVG element (text)."""
+                   t: Callable[..., str], alarms: Sequence[tuple[float, str]] = ()) -> str:
+    """The station's chart as an SVG element (text); ``alarms``: (raised, kind) marked as
+    red triangles on the time axis."""
     x0, x1 = LEFT, W - RIGHT
     y_bottom = H - BOTTOM
     has_rain = any(v for _, v in rain)
@@ -199,6 +200,12 @@ def hydrograph_svg(level: Sequence[Point], rain: Sequence[Point], start: int, en
             parts.append(f'<text x="{x1 + 6}" y="{TOP + r * RAIN_H / rmax + 5:.1f}">{r:g}</text>')
         parts.append(f'<text transform="translate({W - 14},{TOP + RAIN_H / 2}) rotate(90)" '
                      f'text-anchor="middle">{escape(t("rain_mm"))}</text>')
+    for raised, kind in alarms:
+        if start <= raised <= end:
+            ax = x(raised)
+            parts.append(f'<path class="alarm-mark" data-kind="{escape(kind)}" fill="#c0392b" '
+                         f'd="M{ax:.1f},{y_bottom - 12} l-6,12 h12 z"><title>{escape(t("kind_" + kind))} '
+                         f'{datetime.fromtimestamp(raised, tz).strftime("%m-%d %H:%M")}</title></path>')
     parts.append("</svg>")
     return "".join(parts)
 

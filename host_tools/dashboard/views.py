@@ -75,7 +75,9 @@ def _station_values(ctx: Ctx, station: int, span: str) -> dict[str, Any] | None:
     tz = station_zone(meta.timezone)
     level = [(o.time, o.value) for o in store.observations(station, "water_level", start, now)]
     rain = [(o.time, o.value) for o in store.observations(station, "rain", start, now)]
-    chart = hydrograph_svg(level, rain, start, now, tz, meta.stages, meta.record_interval_s, ctx.t)
+    center_alarms = store.center_alarms(station, start)
+    chart = hydrograph_svg(level, rain, start, now, tz, meta.stages, meta.record_interval_s, ctx.t,
+                           [(a.raised, a.kind) for a in center_alarms])
     elements = station_elements(store, meta)
     comp = []
     for e in [e for e in elements if e in INTERVAL_ELEMENTS]:
@@ -92,7 +94,7 @@ def _station_values(ctx: Ctx, station: int, span: str) -> dict[str, Any] | None:
               for e in reversed(store.events(station, start, now)[-100:])]
     station_alarms = [(fmt_time(a.time, tz, seconds=True), a.kind, a.state, a.value, a.threshold, a.unit)
                       for a in reversed(store.alarms_received(station, start, now)[-100:])]
-    alarms = [_alarm_view(a, tz) for a in reversed(store.center_alarms(station, start))]
+    alarms = [_alarm_view(a, tz) for a in reversed(center_alarms)]
     return {
         "meta": meta, "span": span, "spans": SPANS, "span_label": SPAN_LABEL, "chart": chart,
         "zone": zone(tz, now), "completeness": comp,

@@ -92,6 +92,7 @@ def test_station_page_chart_is_the_stored_series(db_url: str) -> None:
     assert re.search(r"<td>水位</td><td class=\"num\">288</td><td class=\"num\">288</td>", html)
     assert 'data-series="battery"' in html and 'data-series="clock_offset"' in html
     assert "water level reached flood_limit" in html    # the center alarm
+    assert html.count('class="alarm-mark" data-kind="stage_flood_limit"') == 1  # marked on the chart
     assert "7天" in week and "2016" in week              # 7 d: 2,016 expected readings
 
 
