@@ -50,7 +50,7 @@ def create_app(db_url: str, *, no_auth: bool = False, gateway_spool: str | None 
     secret = users.secret(stores.get().db)
     dash = Dashboard(
         stores=stores, sessions=Sessions(secret, session_ttl_s, clock),
-        tokens=Tokens(secret, clock=clock),
+        tokens=Tokens(secret, max_age=int(session_ttl_s), clock=clock),  # a form lives as long as a login
         limiter=LoginLimiter(login_limit, login_window_s, clock), no_auth=no_auth,
         secure_cookies=secure_cookies, gateway_spool=gateway_spool, registry=registry,
         clock=clock)
