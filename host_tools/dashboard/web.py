@@ -92,6 +92,9 @@ class Ctx:
                                 samesite="strict", secure=self.dash.secure_cookies,
                                 max_age=int(self.dash.sessions.ttl_s) + 60)
         response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Frame-Options"] = "DENY"  # no clickjacking of the forms
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "same-origin"
         return response
 
     async def run(self, fn: Callable[..., Any], *args: Any, retry: bool = True) -> Any:

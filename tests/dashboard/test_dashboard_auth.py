@@ -56,6 +56,9 @@ def test_without_login_only_the_login_page(client: TestClient,
         assert "1001" not in r.text
     page = client.get("/login")
     assert page.status_code == 200 and 'name="password"' in page.text
+    assert page.headers["x-frame-options"] == "DENY" and page.headers["cache-control"] == "no-store"
+    cookie = page.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
     r = client.post("/alarms/1/ack", data={"csrf_token": token(page.text)}, follow_redirects=False)
     assert r.status_code == 401
     assert len(refusals(caplog)) == 5
