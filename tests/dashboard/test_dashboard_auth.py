@@ -57,7 +57,8 @@ def test_without_login_only_the_login_page(client: TestClient,
     page = client.get("/login")
     assert page.status_code == 200 and 'name="password"' in page.text
     assert page.headers["x-frame-options"] == "DENY" and page.headers["cache-control"] == "no-store"
-    cookie = page.headers["set-cookie"].lower()
+    fresh = TestClient(client.app, base_url="http://127.0.0.1:8080").get("/login")
+    cookie = fresh.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie
     r = client.post("/alarms/1/ack", data={"csrf_token": token(page.text)}, follow_redirects=False)
     assert r.status_code == 401
