@@ -65,7 +65,6 @@ class Link:
         self._rx = bytearray(size)
         self._n = 0
         self.flag = Flag()
-        self.overruns = 0
 
     def write(self, data):
         self._b._send(_WRITE, data)
@@ -73,10 +72,10 @@ class Link:
 
     def _room(self, n):
         # where n arriving bytes go; past a full buffer they are lost (an
-        # overrun, as a UART FIFO would) but still read off the channel
+        # overrun, as a UART FIFO would, not counted: a name is a qstr) but
+        # still read off the channel
         room = len(self._rx) - self._n
         if n > room:
-            self.overruns += n - room
             self._n = 0  # drop what is buffered: the deframer resyncs
         mv = memoryview(self._rx)[self._n:self._n + n]
         self._n += n
@@ -107,7 +106,6 @@ class Board:
         self._s = s
         self._hdr = bytearray(_T_LEN)
         self._rbuf = bytearray(400)  # rain-gauge edge times, 2 bytes each
-        self._rmv = memoryview(self._rbuf)
         self._out = bytearray(3)
         self._idle = bytearray(b"I\x04\x00\x00\x00\x00\x00")  # kind, length 4, dt
         self.rain_pin = _Pin()
@@ -158,7 +156,7 @@ class Board:
         vms, uv, batt, temp, pin, edges, nrx = struct.unpack("<QiHhBBH", self._hdr)
         if edges:
             # edge times (ms before vms), oldest first: each IRQ sees its own time
-            eb = self._rmv[:2 * edges]
+            eb = memoryview(self._rbuf)[:2 * edges]  # (no attribute for it: one qstr less)
             self._recv(eb)
             h = self.rain_pin.handler
             for i in range(edges):
