@@ -107,7 +107,6 @@ class Board:
         self._hdr = bytearray(_T_LEN)
         self._rbuf = bytearray(400)  # rain-gauge edge times, 2 bytes each
         self._out = bytearray(3)
-        self._idle = bytearray(b"I\x04\x00\x00\x00\x00\x00")  # kind, length 4, dt
         self.rain_pin = _Pin()
         self.adc = self  # the level ADC: read_uv() below (no class of its own: heap)
         self.uv = 0  # the 4-20 mA shunt voltage, in µV
@@ -212,11 +211,8 @@ class Board:
         self._send(_CLOCK, struct.pack("<i", self._rtc_off))
 
     def idle(self, dt):
-        # sleep up to dt ms; returns early on an edge or link bytes. The
-        # commonest message: one preallocated buffer, one write
-        b = self._idle
-        struct.pack_into("<I", b, 3, dt)
-        self._s.write(b)
+        # sleep up to dt ms; returns early on an edge or link bytes
+        self._send(_IDLE, struct.pack("<I", dt))
         self._reply()
 
     # ---- watchdog, reset, power
