@@ -13,12 +13,12 @@
 # console_set.py, all others console_i.py, each loaded for one command.
 #
 # Names cost heap for good: every identifier and every string of 10
-# characters or less is interned (a qstr), and the pools double - past ~630
+# characters or less is interned (a qstr), and the pools double - past 620
 # names the next pool is 7 KB, which a fragmented heap cannot give
 # (MemoryError). So: function names the firmware or MicroPython already
 # has (main, run, read, find, format, gmtime, load ...), words kept in long
 # strings and split at run time, no short literals. Measured by
-# tests/field/test_console_heap.py.
+# tests/field/test_console.py (the pool count must not move).
 from micropython import const
 import asyncio
 import gc

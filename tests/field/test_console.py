@@ -254,6 +254,19 @@ def test_scripted_console_exits_non_zero_on_an_error(rig: tuple[VBoard, object, 
                         timeout=120)
     bad = subprocess.run([*cli, "-c", "read", "-c", "config set report_interval 7", "--pin", PIN],
                          capture_output=True, text=True, check=False, timeout=120)
+    # interactive: readline prompt, the board's answer, exit
+    it = pexpect.spawn(sys.executable, ["-m", "host_tools.cli", "console", con.path], timeout=60,
+                       encoding="ascii")
+    it.expect("help lists the commands")
+    it.expect(PROMPT)
+    it.sendline("stauts")
+    it.expect("did you mean 'status'")
+    it.expect(PROMPT)
+    it.sendline("status")
+    it.expect(r"station 4242 +firmware")
+    it.expect(PROMPT)
+    it.sendline("exit")
+    it.expect(pexpect.EOF)
     run.join()
     assert ok.returncode == 0, ok.stderr
     assert "station 4242" in ok.stdout and "level" in ok.stdout
