@@ -19,6 +19,7 @@ from .status import LABEL_KEY
 from .timefmt import fmt_time, station_zone, zone
 from .web import Ctx, guarded, station_resource
 
+_MARK = "\x00table\x00"
 SPANS = {"24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
 SPAN_LABEL = {"24h": "h24", "7d": "d7", "30d": "d30"}
 # Recorded every record interval, so their completeness is received / (span / interval);
@@ -53,7 +54,10 @@ def _table(ctx: Ctx) -> tuple[str, bytes, int]:
 @guarded(VIEW, FLEET)
 async def overview(ctx: Ctx) -> Response:
     digest, table, count = await ctx.run(_table, ctx)
-    return ctx.render("overview.html", digest=digest, table=table.decode(), count=count)
+    # the page around the shared table (its forms carry this session's tokens), and the
+    # table's bytes as rendered once for every viewer
+    head, _, tail = ctx.render_text("overview.html", digest=digest, table=_MARK, count=count).partition(_MARK)
+    return ctx.finish(Response(head.encode() + table + tail.encode(), media_type="text/html"))
 
 
 @guarded(VIEW, FLEET)

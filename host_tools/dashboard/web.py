@@ -80,11 +80,13 @@ class Ctx:
         """A fresh one-use CSRF token for a form on this page."""
         return self.dash.tokens.issue(self.session.sid)
 
-    def render(self, template: str, status: int = 200, **values: Any) -> Response:
-        html = self.dash.env.get_template(template).render(
+    def render_text(self, template: str, **values: Any) -> str:
+        return self.dash.env.get_template(template).render(
             t=self.t, lang=self.session.lang, user=self.user, csrf_field=FIELD, ctx=self,
             path=self.request.url.path, **values)
-        return self.finish(HTMLResponse(html, status_code=status))
+
+    def render(self, template: str, status: int = 200, **values: Any) -> Response:
+        return self.finish(HTMLResponse(self.render_text(template, **values), status_code=status))
 
     def finish(self, response: Response) -> Response:
         if self.dirty:
