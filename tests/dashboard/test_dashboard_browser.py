@@ -205,8 +205,13 @@ def test_dashboard_in_chromium(site: Site, browser: object, tmp_path: Path) -> N
     row = d.find_element(By.CSS_SELECTOR, "#active-alarms tr[data-alarm]")
     alarm = int(row.get_attribute("data-alarm") or 0)
     row.find_element(By.CSS_SELECTOR, ".ack-button").click()
-    wait_for(lambda: "olga" in d.find_element(By.CSS_SELECTOR, f'tr[data-alarm="{alarm}"] td.ack').text,
-             20, "the acknowledgement")
+    def acked() -> bool:  # the click navigates: the old page's cell goes stale
+        try:
+            return "olga" in d.find_element(By.CSS_SELECTOR, f'tr[data-alarm="{alarm}"] td.ack').text
+        except StaleElementReferenceException:
+            return False
+
+    wait_for(acked, 20, "the acknowledgement")
     store = open_store(site.db)
     try:
         assert [a.acked_by for a in store.center_alarms() if a.id == alarm] == ["olga"]
