@@ -11,7 +11,6 @@ import power
 import sampler
 import sensors
 
-CONFIG = "config.json"
 _REC = const(16)  # store.py's record size and records per segment (its layout)
 _PER = const(256)
 _GET = const(5)  # a kept get_config result (never sent): [id, _GET, keys]
@@ -36,7 +35,7 @@ def run(app, cmds):
                 # it and keeping the result): it may or may not have run
                 r = [cid, 3, "result lost"]
             elif r[1] == _GET:
-                r = command(app, cid, 2, r[2])  # read again: no side effect
+                r = result(app, cid, 2, r[2])  # read again: no side effect
             out.append(r)
             continue
         st.cmd = cid  # persisted before it runs: at most once, power cuts too
@@ -44,7 +43,7 @@ def run(app, cmds):
         st.save()
         op = c[1]
         a = c[2] if len(c) > 2 else None
-        r = command(app, cid, op, a)
+        r = result(app, cid, op, a)
         # a get_config is kept as its keys, not its map: the whole map in
         # the state file made every save (json.dumps) a ~1 KB string, which
         # failed on a 128K heap
@@ -82,10 +81,14 @@ def run(app, cmds):
     up.kick(True)
 
 
-def command(app, cid, op, args):
-    # -> result [id, code(, detail)]; the uplink keeps ids and results
+def result(app, n, kind, args):
+    # command n, op kind -> result [id, code(, detail)]; the uplink keeps
+    # ids and results. (Names here are ones the firmware has already: each
+    # new one is a qstr, and the pool is full - see console.py)
+    cid = n
+    op = kind
     if app.pw.state == power.CRITICAL and op != 2 and op != 6:
-        return [cid, 4, "low power"]
+        return [cid, 4, "low power: radio off"]
     if op == 1:
         gc.collect()
         import config
@@ -93,10 +96,10 @@ def command(app, cid, op, args):
         if new is None:
             return [cid, 2, why]
         try:
-            config.save(CONFIG, new)
+            config.save("config.json", new)
         except OSError as e:
-            return [cid, 3, "save: %s" % e]
-        apply(app, new)
+            return [cid, 3, "could not save: %s" % e]
+        configure(app, new)
         return [cid, 0]
     if op == 2:
         import config
@@ -111,9 +114,9 @@ def command(app, cid, op, args):
         if type(args) is not list or len(args) != 2 or type(args[0]) is not int \
                 or type(args[1]) is not int or args[0] > args[1]:
             return [cid, 2, "args: [from, to] hydrolink times"]
-        return [cid, 0, resend(app.store, args[0], args[1])]
+        return [cid, 0, _add_un(app.store, args[0], args[1])]
     if op == 4:
-        send_test(app)
+        report(app)
         return [cid, 0]
     if op == 5:
         app.reboot_pending = True
@@ -124,7 +127,7 @@ def command(app, cid, op, args):
     return [cid, 1]
 
 
-def apply(app, cfg):
+def configure(app, cfg):
     # a new configuration, taken by every part without a restart
     app.cfg = cfg
     app.gauge.configure(cfg["debounce_ms"], cfg["stuck_ms"])
@@ -136,7 +139,7 @@ def apply(app, cfg):
     app.retime()
 
 
-def send_test(app):
+def report(app):
     # test report: the current values, each a single value at the header time
     b = app.board
     t = app.uplink.now()
@@ -163,18 +166,9 @@ def _rec_ok(st, f):
     return f.readinto(b) == _REC and st._crc_ok(b)
 
 
-def _pending(st, r):
-    for x in st.un:
-        if x[0] <= r < x[1]:
-            return True
-    for e in st.fl:
-        if e[1] <= r < e[2]:
-            return True
-    return False
-
-
-def resend(st, t0, t1):
-    # queue again the kept readings with times in t0..t1 (command op 3);
+def _add_un(st, t0, b):
+    # resend (op 3): queue again (add to the unsent) the kept readings with
+    # times in t0..b (named as store._add_un: a name that exists, see result());
     # -> how many. Readings in flight or unsent are already on their way.
     # One open per segment, records read in order
     n = 0
@@ -193,7 +187,13 @@ def resend(st, t0, t1):
             inside = False
             if f is not None and _rec_ok(st, f):
                 t = struct.unpack_from("<I", st._tmp)[0]
-                inside = t0 <= t <= t1 and not _pending(st, r)
+                inside = t0 <= t <= b
+                for x in st.un:  # unsent or in flight: already on their way
+                    if x[0] <= r < x[1]:
+                        inside = False
+                for x in st.fl:
+                    if x[1] <= r < x[2]:
+                        inside = False
             else:
                 f = None  # a bad record: the rest of the segment is not trusted
             if inside and a < 0:

@@ -164,7 +164,7 @@ def clock(app, w):
 
 
 def send(app):
-    # send test: a test report of the current values, as commands.send_test
+    # send test: a test report of the current values, as commands.report
     # (not imported for it: its names would cost one more qstr pool)
     import frame
     b = app.board

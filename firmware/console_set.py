@@ -2,7 +2,7 @@
 # commands that need config.py; console.py has checked the PIN and applies
 # the change: console.configure), and dump. Imported for one command and
 # dropped after. A change is validated by config.py exactly as a remote set_config is, saved, taken
-# by every part at once (commands.apply), and reported to the center: a
+# by every part at once (as commands.configure), and reported to the center: a
 # line in the status report (SPEC §8 key 13), sent at once.
 #
 # dump: the readings kept in the flash queue (store.py's records: unsent,

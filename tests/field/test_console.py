@@ -105,6 +105,9 @@ def test_console_session_while_the_board_samples_and_reports(rig: tuple[VBoard, 
                                                              tmp_path: Path) -> None:
     b, peer, con = rig
     start = b.vms
+    # a remote command after the session, in the same boot: the console's names must leave
+    # room for commands.py's in the qstr pool (this failed with MemoryError once)
+    peer.command(77, 1, {"rain_alarm_tenths": 150}, at_ms=OUTAGE_MS)  # type: ignore[attr-defined]
     run = Run(b, OUTAGE_MS + 90 * 60_000)
     p = _session(con.path)
     t_open = b.vms
@@ -202,6 +205,8 @@ def test_console_session_while_the_board_samples_and_reports(rig: tuple[VBoard, 
         if m - t0 >= OUTAGE_MS // 1000:
             assert (1, m) in recv and (2, m) in recv, m
     assert peer.of_type(codec.TEST)  # type: ignore[attr-defined]
+    r77 = peer.results.get(77)  # type: ignore[attr-defined]
+    assert r77 is not None and r77.code == 0, r77
 
     # the pulled CSV is what the center received for the same readings
     assert rows and all(r.station == 4242 for r in rows)

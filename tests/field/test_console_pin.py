@@ -31,3 +31,17 @@ def test_config_validates_pin_fields_and_hides_them() -> None:
     lines = res.stdout.splitlines()
     assert lines[0] == "['pin_hash: must be 64 hex digits (32 bytes)'] True"
     assert lines[1] == "True True"
+
+
+def test_console_check_agrees_with_pin_py() -> None:
+    # firmware/console.py checks the PIN with its own copy of pin.py's loop (no module of
+    # its own: qstrs); both must accept exactly the provisioned PIN
+    cfg = {"pin_salt": SALT.hex(),
+           "pin_hash": hashlib.pbkdf2_hmac("sha256", b"4821", SALT, 1000).hex()}
+    code = (f"import console, pin\ncfg = {json.dumps(cfg)}\n"
+            "for p in ('4821', '4822', '', '48210', '1' * 17):\n"
+            "    print(console.digest(cfg, p), pin.check(cfg, p))\n"
+            "print(console.digest({}, '4821'))\n")
+    res = mpvm.run(code=code)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["True", "True"] + ["False", "False"] * 4 + ["False"]
