@@ -123,13 +123,17 @@ def find(w, args):
 
 
 def log(app, data):
-    # a console change for the center (console_set.py, console_i.py)
-    # a line for the center, kept until a status report carries it (service.py)
-    x = app.store.extra  # kept (and persisted) until a status report carries them
+    # a console change for the center (console_set.py, console_i.py): an entry
+    # of SPEC §8 key 13, kept (and persisted) until a status report carries it
+    # (service.py). The SPEC's bounds: the last 8, texts of at most 70 bytes
+    x = app.store.extra
     e = x.get("console")
     if e is None:
         e = x["console"] = []
-    e.append([app.board.time(), data[:70]])
+    data = data[:70]
+    while len(data.encode()) > 70:  # a text value (level_sensor) may not be ASCII
+        data = data[:-1]
+    e.append([app.board.time(), data])
     if len(e) > 8:
         e.pop(0)
     gc.collect()

@@ -193,14 +193,26 @@ def _dalarm(a):
     return a
 
 
-# status key -> 0 int, 1 uint, 2 text, 3 counters
-_ST = b"\x00\x00\x00\x02\x01\x01\x01\x01\x01\x01\x00\x03\x01"
+# status key -> 0 int, 1 uint, 2 text, 3 counters, 4 console entries
+_ST = b"\x00\x00\x00\x02\x01\x01\x01\x01\x01\x01\x00\x03\x01\x04"
+_CONSOLE = const(8)  # key 13: at most 8 [time, text] entries, texts of at most 70 bytes
+_CONSOLE_TEXT = const(70)
+
+
+def _dconsole(v):
+    if type(v) is not list or not 1 <= len(v) <= _CONSOLE:
+        raise Malformed("console entries")
+    for e in v:
+        if type(e) is not list or len(e) != 2 or _uint(e[0]) > _U32_MAX:
+            raise Malformed("console entry")
+        if type(e[1]) is not str or len(e[1].encode()) > _CONSOLE_TEXT:
+            raise Malformed("console text")
 
 
 def _dstatus(b):
     st = {}
     for k in b:
-        if k < 1 or k > 12:
+        if k < 1 or k > 13:
             continue  # unknown keys are ignored (§4)
         v = b[k]
         t = _ST[k]
@@ -212,6 +224,8 @@ def _dstatus(b):
         elif t == 2:
             if type(v) is not str:
                 raise Malformed("status text")
+        elif t == 4:
+            _dconsole(v)
         else:
             if type(v) is not dict:
                 raise Malformed("status counters")

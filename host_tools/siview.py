@@ -25,7 +25,7 @@ STATUS_RENAMED = {"uptime": "uptime_s", "free_heap": "free_heap_bytes",
                   "free_flash": "free_flash_bytes", "clock_offset": "clock_offset_s"}
 STATUS_SI_ORDER = ("battery_v", "temperature_degc", "firmware", "uptime_s", "reset_cause",
                    "queue_depth", "oldest_unacked", "free_heap_bytes", "free_flash_bytes",
-                   "clock_offset_s", "counters", "flags")
+                   "clock_offset_s", "counters", "flags", "console")
 
 
 class ViewError(ValueError):

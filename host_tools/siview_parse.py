@@ -16,25 +16,7 @@ from host_tools.siview import (
     iso,
     parse_time,
 )
-from protocol.codec import (
-    ACK,
-    ALARM,
-    COMMAND,
-    REPORT_TYPES,
-    STATUS,
-    TYPE_IDS,
-    Ack,
-    Alarm,
-    Body,
-    Command,
-    Commands,
-    Frame,
-    Report,
-    Result,
-    Results,
-    Series,
-    Status,
-)
+from protocol.codec import ACK, ALARM, COMMAND, REPORT_TYPES, STATUS, TYPE_IDS
 from protocol.elements import (
     ALARM_KINDS,
     ALARM_STATES,
@@ -49,6 +31,7 @@ from protocol.elements import (
     RESULT_CODES,
     Element,
 )
+from protocol.model import Ack, Alarm, Body, Command, Commands, Frame, Report, Result, Results, Series, Status
 
 _HEADER_KEYS = ("station", "seq", "type", "time", "auth", "frame")
 _REPORT_KEYS = ("series", "dropped", "alarms", "flags")
@@ -262,6 +245,18 @@ def _status(obj: Mapping[str, Any]) -> Status:
                     cid = int(name)
                 counters[str(cid)] = _uint(n, f"counters.{name}")
             fields[key] = counters
+        elif key == "console":
+            if not isinstance(v, list):
+                raise ViewError("console: must be an array of {time, text} objects")
+            entries = []
+            for i, e in enumerate(v):
+                e = _object(e, f"console[{i}]")
+                _unknown_keys(e, ("time", "text"), f"console[{i}]")
+                text = _field(e, "text", f"console[{i}]")
+                if not isinstance(text, str):
+                    raise ViewError(f"console[{i}].text: must be text")
+                entries.append([parse_time(_field(e, "time", f"console[{i}]"), f"console[{i}].time"), text])
+            fields[key] = entries
         else:
             fields[key] = parse_flags(v, key)
     return Status(fields)

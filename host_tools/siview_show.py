@@ -101,6 +101,8 @@ def _status_si(fields: Mapping[str, Any]) -> dict[str, Any]:
             out[name] = {str(_name(COUNTERS, int(c))): n for c, n in v.items()}
         elif name == "flags":
             out[name] = flag_names(v)
+        elif name == "console":  # the technician's changes at the station (SPEC §8 key 13)
+            out[name] = [{"time": iso(t), "text": text} for t, text in v]
         else:
             out[name] = v
     return {k: out[k] for k in STATUS_SI_ORDER if k in out}

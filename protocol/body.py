@@ -34,6 +34,7 @@ from protocol.model import (
     Results,
     Series,
     Status,
+    console_problem,
 )
 from protocol.values import decode_values as decode_values
 from protocol.values import encode_values, expand_quality, fill_no_value, quality_runs
@@ -91,6 +92,11 @@ def body_item(frame_type: int, body: Body, time: int) -> Any:
         fields = {STATUS_KEYS[name]: value for name, value in body.fields.items()}
         if 11 in fields:
             fields[11] = {int(k): v for k, v in sorted(fields[11].items(), key=lambda i: int(i[0]))}
+        if 13 in fields:
+            why = console_problem(fields[13])
+            if why is not None:
+                raise ValueError(why)
+            fields[13] = [list(e) for e in fields[13]]
         return {k: fields[k] for k in sorted(fields)}
     if isinstance(body, Ack):
         ack: dict[int, Any] = {1: list(body.acks)}
@@ -247,6 +253,10 @@ def decode_body(frame_type: int, data: bytes, time: int, seq: int | None = None)
                 if not all(type(c) is int and type(n) is int and n >= 0 for c, n in v.items()):
                     raise Malformed("status counters must map uint to uint")
                 v = {str(c): n for c, n in v.items()}
+            if k == 13:
+                why = console_problem(v)
+                if why is not None:
+                    raise Malformed(why)
             fields[STATUS_NAMES[k]] = v
         return Status(fields)
     if frame_type == ACK:

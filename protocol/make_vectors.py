@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import cbor2
+
 from protocol import codec as c
 from protocol.frames import _crc32
 
@@ -112,6 +114,14 @@ def valid_messages() -> list[tuple[str, str, dict[str, Any]]]:
                         "flags": 2}, seq=43)),
         ("status_minimal", "status with no fields at all",
          msg("status", {}, seq=44)),
+        ("status_console", "status sent at once after two changes at the technician console (key 13)",
+         msg("status", {"queue_depth": 12, "flags": 0, "console": [
+             [T - 95, "config report_interval 3600 -> 1800 s"],
+             [T - 2, "calibrate level: staff 2.415 m, read 2.398 m, cal_offset_mm 0 -> 17"]]},
+             seq=47)),
+        ("status_console_longest", "the longest console list: 8 entries, texts of 70 bytes (one in UTF-8)",
+         msg("status", {"console": [[T - 8 + i, chr(0x61 + i) * 70] for i in range(7)]
+                        + [[T, "高桥" + "x" * 64]]}, seq=48)),
         ("result_get_config", "result of get_config: text-keyed map with int, float, bool, null, text",
          msg("result", {"results": [{"id": 7, "code": 0, "detail": {
              "report_interval": 3600, "mm_per_tip": 0.2, "alarm_enabled": True, "modem": None,
@@ -305,6 +315,25 @@ def invalid_vectors() -> list[dict[str, Any]]:
              b"\xa1\x07\x1b\x00\x00\x00\x01\x00\x00\x00\x00", vt=0x13)
     bad_body("status_counters_unsorted", "status counters with key 2 before key 1",
              b"\xa1\x0b\xa2\x02\x01\x01\x01", vt=0x13)
+    def console(v: Any) -> bytes:
+        return b"\xa1\x0d" + cbor2.dumps(v)
+
+    bad_body("status_console_text", "console changes as one text instead of an array",
+             console("config report_interval 3600 -> 1800 s"), vt=0x13)
+    bad_body("status_console_empty", "console changes as an empty array (absent means none)",
+             console([]), vt=0x13)
+    bad_body("status_console_nine", "nine console entries (at most 8)",
+             console([[T, "config x"]] * 9), vt=0x13)
+    bad_body("status_console_text_71", "a console text of 71 bytes (at most 70)",
+             console([[T, "x" * 71]]), vt=0x13)
+    bad_body("status_console_text_utf8_72", "a console text of 70 characters but 72 bytes of UTF-8",
+             console([[T, "高" + "x" * 69]]), vt=0x13)
+    bad_body("status_console_time_text", "a console entry whose time is text",
+             console([["2026-06-15T10:00:00Z", "config x"]]), vt=0x13)
+    bad_body("status_console_entry_flat", "a console entry that is not a [time, text] array",
+             console([T, "config x"]), vt=0x13)
+    bad_body("status_console_time_past_uint32", "a console entry time of 2^32",
+             console([[2**32, "config x"]]), vt=0x13)
     replayed = c.encode_message(report("data", [series(1, [0])], seq=904), k)
     add("replay_window_edge", "seq 904 after seq 5000: just outside the 4096 window", "Replay",
         replayed, accepted=[5000])

@@ -5,27 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from protocol import model as m
 from protocol.frames import encode_frame
-from protocol.model import (
-    ACK,
-    COMMAND,
-    REPORT_TYPES,
-    STATUS,
-    STATUS_KEYS,
-    STATUS_TYPES,
-    TYPE_IDS,
-    Ack,
-    Alarm,
-    Body,
-    Command,
-    Commands,
-    Frame,
-    Report,
-    Result,
-    Results,
-    Series,
-    Status,
-)
+from protocol.model import Ack, Alarm, Body, Command, Commands, Frame, Report, Result, Results, Series, Status
 
 
 def frame_to_message(frame: Frame) -> dict[str, Any]:
@@ -91,27 +73,27 @@ def _alarm_of(a: Mapping[str, Any]) -> Alarm:
 def message_to_frame(msg: Mapping[str, Any]) -> Frame:
     """Inverse of :func:`frame_to_message` (``raw`` left empty). ``ValueError`` on bad input."""
     try:
-        frame_type = TYPE_IDS[msg["type"]]
+        frame_type = m.TYPE_IDS[msg["type"]]
         b = msg["body"]
         body: Body
-        if frame_type in REPORT_TYPES:
+        if frame_type in m.REPORT_TYPES:
             body = Report(tuple(_series_of(s) for s in b.get("series", [])),
                           _j(b.get("dropped", 0), "dropped"),
                           tuple(_alarm_of(a) for a in b.get("alarms", [])),
                           _j(b.get("flags", 0), "flags"))
-        elif frame_type == STATUS:
+        elif frame_type == m.STATUS:
             for name, v in b.items():
-                if name not in STATUS_KEYS:
+                if name not in m.STATUS_KEYS:
                     raise ValueError(f"unknown status field {name!r}")
-                typ, unsigned = STATUS_TYPES[STATUS_KEYS[name]]
+                typ, unsigned = m.STATUS_TYPES[m.STATUS_KEYS[name]]
                 if type(v) is not typ or (unsigned and v < 0):
                     raise ValueError(f"status field {name!r} must be a{'n unsigned' if unsigned else ''}"
                                      f" {typ.__name__}")
             body = Status(dict(b))
-        elif frame_type == ACK:
+        elif frame_type == m.ACK:
             body = Ack(tuple(_j(s, "acked seq") for s in b["acks"]),
                        tuple(_command_of(c) for c in b.get("commands", [])))
-        elif frame_type == COMMAND:
+        elif frame_type == m.COMMAND:
             body = Commands(tuple(_command_of(c) for c in b["commands"]))
         else:
             body = Results(tuple(Result(_j(r["id"], "result id"), _j(r["code"], "result code"),

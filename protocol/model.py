@@ -25,6 +25,8 @@ REPLAY_WINDOW = 4096
 MAX_STATION = 2**30 - 1  # station ids are 1 .. 2^30-1 (SPEC §2: a small int on the board)
 MAX_VALUES = 4096  # per series and per report: run tokens could otherwise claim millions
 MAX_DEPTH = 16  # nested arrays and maps in a body (SPEC §4)
+MAX_CONSOLE = 8  # status key 13: at most 8 console entries [time, text] (SPEC §8)
+MAX_CONSOLE_TEXT = 70  # bytes of UTF-8 in one console entry's text
 
 DATA, ALARM, STATUS, TEST, RESULT, ACK, COMMAND = 1, 2, 3, 4, 5, 8, 9
 TYPE_NAMES = {
@@ -39,14 +41,29 @@ UPLINK_TYPES = frozenset((DATA, ALARM, STATUS, TEST, RESULT))
 STATUS_KEYS = {
     "battery_mv": 1, "temperature": 2, "firmware": 3, "uptime": 4, "reset_cause": 5,
     "queue_depth": 6, "oldest_unacked": 7, "free_heap": 8, "free_flash": 9,
-    "clock_offset": 10, "counters": 11, "flags": 12,
+    "clock_offset": 10, "counters": 11, "flags": 12, "console": 13,
 }
 STATUS_NAMES = {k: name for name, k in STATUS_KEYS.items()}
 STATUS_TYPES: dict[int, tuple[type[Any], bool]] = {  # key: (type, unsigned)
     1: (int, False), 2: (int, False), 3: (str, False), 4: (int, True), 5: (int, True),
     6: (int, True), 7: (int, True), 8: (int, True), 9: (int, True), 10: (int, False),
-    11: (dict, False), 12: (int, True),
+    11: (dict, False), 12: (int, True), 13: (list, False),
 }
+
+
+def console_problem(entries: list[Any]) -> str | None:
+    """Why a status ``console`` list (key 13) breaks SPEC §8, or None if it is valid."""
+    if not 1 <= len(entries) <= MAX_CONSOLE:
+        return f"status console must hold 1 .. {MAX_CONSOLE} entries, not {len(entries)}"
+    for i, e in enumerate(entries):
+        if type(e) is not list or len(e) != 2:
+            return f"status console entry {i} must be [time, text]"
+        t, text = e
+        if type(t) is not int or not 0 <= t < 2**32:
+            return f"status console entry {i}: time must be hydrolink seconds below 2^32"
+        if type(text) is not str or len(text.encode("utf-8", "surrogatepass")) > MAX_CONSOLE_TEXT:
+            return f"status console entry {i}: text must be at most {MAX_CONSOLE_TEXT} bytes of UTF-8"
+    return None
 
 
 # ---------------------------------------------------------------- data model

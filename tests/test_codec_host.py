@@ -7,6 +7,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+import cbor2
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -139,6 +140,19 @@ def test_encoder_refuses_what_the_spec_forbids() -> None:
         with pytest.raises(ValueError, match=why):
             c.encode_frame(c.RESULT, 1, 1, 0, c.Results((c.Result(1, 0, bad),)), b"k")
     assert c.decode_body(c.RESULT, bytes.fromhex("a10181830100fb7ff8000000000000"), 0) is not None  # NaN
+    # console changes (status key 13): the bounds of SPEC §8, in one line each
+    for bad, why in (([], "1 .. 8 entries, not 0"), ([[1, "x"]] * 9, "1 .. 8 entries, not 9"),
+                     ([[1, "x" * 71]], "entry 0: text must be at most 70 bytes"),
+                     ([[1, "x"], [1, "高" * 24]], "entry 1: text must be at most 70 bytes"),
+                     ([[-1, "x"]], "entry 0: time must be"), ([[1, 2]], "entry 0: text"),
+                     ([[1, "x", 3]], r"entry 0 must be \[time, text\]")):
+        with pytest.raises(ValueError, match=why):
+            c.encode_frame(c.STATUS, 1, 1, 0, c.Status({"console": bad}), b"k")
+        body = cbor2.dumps({13: bad})
+        with pytest.raises(c.Malformed, match=why):
+            c.decode_body(c.STATUS, body, 0)
+    raw = c.encode_frame(c.STATUS, 1, 1, 0, c.Status({"console": [[5, "高" * 23]]}), b"k")
+    assert c.decode_frame(raw, {1: b"k"}).body == c.Status({"console": [[5, "高" * 23]]})  # 69 bytes
 
 
 # ---------------------------------------------------------------- properties

@@ -15,7 +15,7 @@ NAMES = {v: k for k, v in TYPES.items()}
 STATUS = {
     "battery_mv": 1, "temperature": 2, "firmware": 3, "uptime": 4, "reset_cause": 5,
     "queue_depth": 6, "oldest_unacked": 7, "free_heap": 8, "free_flash": 9,
-    "clock_offset": 10, "counters": 11, "flags": 12,
+    "clock_offset": 10, "counters": 11, "flags": 12, "console": 13,
 }
 STATUS_NAMES = {v: k for k, v in STATUS.items()}
 
