@@ -120,11 +120,20 @@ _V4 = [  # owner: center-watch (host_tools/center/watch.py): requests made per g
     "ALTER TABLE gaps ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
 ]
 
+_V5 = [  # owner: dashboard (host_tools/dashboard/csrf.py, sessions.py): what every
+    # dashboard process on one database shares: forms already submitted, failed logins
+    "CREATE TABLE dashboard_spent_forms (nonce TEXT PRIMARY KEY, spent {real} NOT NULL)",
+    "CREATE INDEX dashboard_spent_forms_spent ON dashboard_spent_forms (spent)",
+    "CREATE TABLE dashboard_login_failures (id {serial}, key TEXT NOT NULL, at {real} NOT NULL)",
+    "CREATE INDEX dashboard_login_failures_key ON dashboard_login_failures (key, at)",
+]
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "the center's first tables", _V1),
     Migration(2, "receiver workers' counters (hydrolink center --status)", _V2),
     Migration(3, "dashboard users (argon2 hashes) and the dashboard's signing secret", _V3),
     Migration(4, "gaps: how many resend requests were made", _V4),
+    Migration(5, "dashboard: spent form tokens and failed logins, shared by its processes", _V5),
 ]
 """Append only. ``statements`` use the dialect placeholders of :data:`DIALECT_WORDS`."""
 

@@ -52,7 +52,7 @@ async def login(request: Request) -> Response:
     target = _safe_next(str(form.get("next") or "/"))
     limiter = ctx.dash.limiter
     keys = (f"user:{name}", f"client:{ctx.client}")
-    wait = limiter.retry_after(*keys)
+    wait, attempt = await ctx.run(lambda: limiter.begin(ctx.dash.stores.get().db, keys))
     if wait > 0:
         refusal("login rate-limited", user=None, action="login", resource=f"user:{name}",
                 client=ctx.client, status=429)
@@ -60,13 +60,13 @@ async def login(request: Request) -> Response:
                           error=ctx.t("too_many", s=int(wait) + 1))
         resp.headers["Retry-After"] = str(int(wait) + 1)
         return resp
-    account = await ctx.run(users.verify, ctx.dash.stores.get().db, name, password)
-    if account is None:
-        limiter.failed(*keys)
+    # the worker thread's own store (stores.get() here would be the event loop thread's)
+    account = await ctx.run(lambda: users.verify(ctx.dash.stores.get().db, name, password))
+    if account is None:  # the attempt's rows stay: a failure
         refusal("wrong user name or password", user=None, action="login",
                 resource=f"user:{name}", client=ctx.client, status=401)
         return ctx.render("login.html", status=401, next=target, error=ctx.t("bad_login"))
-    limiter.succeeded(keys[0])
+    await ctx.run(lambda: limiter.succeeded(ctx.dash.stores.get().db, attempt, keys[0]))
     ctx.set_session(ctx.session.signed_in(account.name, account.id, ctx.dash.sessions.expiry()))
     log.info("login", extra={"fields": {"user": account.name, "role": account.role,
                                         "client": ctx.client}})

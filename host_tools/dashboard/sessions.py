@@ -10,10 +10,8 @@ the name again) ends their sessions at the next request.
 from __future__ import annotations
 
 import secrets
-import threading
 import time
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -81,43 +79,47 @@ class LoginLimiter:
     """At most ``limit`` failed logins per ``window_s`` for one user name and for one client.
 
     While a key is over the limit every attempt is refused, the right password too, until
-    its oldest failure leaves the window."""
+    its oldest failure leaves the window. The failures are rows of
+    ``dashboard_login_failures``, so guesses spread over ``--workers`` processes count
+    together. An attempt is written down as a failure *before* its password is checked
+    (:meth:`begin`) and taken back if it was right (:meth:`succeeded`): guesses sent in
+    parallel cannot all pass the check while none has failed yet. Each method takes the
+    calling thread's :class:`host_tools.center.db.Database`."""
 
     def __init__(self, limit: int = 5, window_s: float = 300.0,
                  clock: Callable[[], float] = time.time) -> None:
         self.limit = limit
         self.window_s = window_s
         self.clock = clock
-        self._fails: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
+        self._next_prune = 0.0
 
-    def _trim(self, key: str, now: float) -> deque[float]:
-        q = self._fails.setdefault(key, deque())
-        while q and q[0] <= now - self.window_s:
-            q.popleft()
-        return q
-
-    def retry_after(self, *keys: str) -> float:
-        """Seconds until these keys may try again; 0 if they may now."""
+    def begin(self, db: Any, keys: Sequence[str]) -> tuple[float, list[int]]:
+        """(seconds to wait, 0 if the attempt may go on; the attempt's rows, to take back if
+        the password was right). A refused attempt leaves nothing behind."""
         now = self.clock()
-        wait = 0.0
-        with self._lock:
-            for key in keys:
-                q = self._trim(key, now)
-                if len(q) >= self.limit:
-                    wait = max(wait, q[0] + self.window_s - now)
-            if len(self._fails) > 10_000:  # forget idle keys so memory stays bounded
-                for k in [k for k, q in self._fails.items() if not q]:
-                    del self._fails[k]
-        return wait
+        with db.transaction():
+            if getattr(db, "dialect", "") == "postgresql":  # SQLite's BEGIN IMMEDIATE serialises
+                db.execute("LOCK TABLE dashboard_login_failures IN SHARE ROW EXCLUSIVE MODE")
+            if now >= self._next_prune:
+                self._next_prune = now + 60.0
+                db.execute("DELETE FROM dashboard_login_failures WHERE at <= ?", (now - self.window_s,))
+            wait = 0.0
+            for key in keys:  # the limit-th newest failure in the window keeps the key shut
+                rows = db.query("SELECT at FROM dashboard_login_failures WHERE key = ? AND at > ?"
+                                " ORDER BY at DESC LIMIT 1 OFFSET ?",
+                                (key, now - self.window_s, self.limit - 1))
+                if rows:
+                    wait = max(wait, float(rows[0][0]) + self.window_s - now)
+            if wait > 0:
+                return wait, []
+            ids = [int(db.query("INSERT INTO dashboard_login_failures (key, at) VALUES (?, ?)"
+                                " RETURNING id", (key, now))[0][0]) for key in keys]
+        return 0.0, ids
 
-    def failed(self, *keys: str) -> None:
-        now = self.clock()
-        with self._lock:
-            for key in keys:
-                self._trim(key, now).append(now)
-
-    def succeeded(self, *keys: str) -> None:
-        with self._lock:
-            for key in keys:
-                self._fails.pop(key, None)
+    def succeeded(self, db: Any, attempt: Sequence[int], *clear: str) -> None:
+        """Take back the attempt's rows, and forget every failure of the ``clear`` keys."""
+        with db.transaction():
+            for i in attempt:
+                db.execute("DELETE FROM dashboard_login_failures WHERE id = ?", (i,))
+            for key in clear:
+                db.execute("DELETE FROM dashboard_login_failures WHERE key = ?", (key,))

@@ -3,9 +3,10 @@
 Each endpoint is wrapped by :func:`guarded` with the action it performs and the
 resource it acts on. The wrapper reads the session cookie, finds the user (a removed
 user is signed out), asks :func:`~host_tools.dashboard.permissions.check`, and for
-a POST checks the origin headers and spends the form's one-use CSRF token. A refusal
-is logged there and answered with a page (or, for a page that needs a login, a
-redirect to the login page); no endpoint runs for a refused request.
+a POST checks the origin headers and spends the form's one-use CSRF token (in the
+database, so every worker process knows it is spent). A refusal is logged there and
+answered with a page (or, for a page that needs a login, a redirect to the login page);
+no endpoint runs for a refused request.
 """
 
 from __future__ import annotations
@@ -150,10 +151,14 @@ async def check_form(ctx: Ctx) -> FormData:
     why = origin_problem(req.headers, req.url.scheme, req.headers.get("host", ""))
     form = await req.form()
     if why is None:
+        tokens = ctx.dash.tokens
         try:
-            ctx.dash.tokens.spend(str(form.get(FIELD) or ""), ctx.session.sid)
+            nonce = tokens.check(str(form.get(FIELD) or ""), ctx.session.sid)
         except CsrfError as e:
             why = str(e)
+        else:
+            if not await ctx.run(lambda: tokens.spend(ctx.dash.stores.get().db, nonce)):
+                why = "form was already submitted (replay)"
     if why is not None:
         raise refusal(f"CSRF: {why}", user=ctx.user, action="post", resource=req.url.path,
                       client=ctx.client, status=403)

@@ -252,24 +252,14 @@ def test_no_auth_only_on_loopback(sqlite_url: str, capsys: pytest.CaptureFixture
 
 def test_served_from_a_thread_over_http(sqlite_url: str) -> None:
     """``start_dashboard``: what ``hydrolink center --http`` runs beside the receiver."""
-    import http.client
-
     from host_tools.dashboard.main import start_dashboard
-    from tests.gateway.helpers import free_port, wait_for
+    from tests.dashboard.conftest import wait_answering
+    from tests.gateway.helpers import free_port
 
     port = free_port()
     stop = start_dashboard(sqlite_url, f"127.0.0.1:{port}")
     try:
-        def answers() -> bool:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                conn.request("GET", "/")
-                r = conn.getresponse()
-                ok = r.status == 303 and r.getheader("location", "").startswith("/login")
-                conn.close()
-                return ok
-            except OSError:
-                return False
-        wait_for(answers, 30, "the dashboard to answer")
+        wait_answering(port, None, "/", lambda r: r[0] == 303 and r[1].get("location", "").startswith("/login"),
+                       "the dashboard to answer", 30)
     finally:
         stop()

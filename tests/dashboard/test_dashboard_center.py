@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import http.client
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
-from tests.gateway.helpers import Mosquitto, free_port, wait_for
+from tests.dashboard.conftest import wait_answering
+from tests.gateway.helpers import Mosquitto, free_port
 
 
 def test_center_serves_the_dashboard(mosquitto: Mosquitto, sqlite_url: str) -> None:
@@ -18,18 +18,8 @@ def test_center_serves_the_dashboard(mosquitto: Mosquitto, sqlite_url: str) -> N
          "--db", sqlite_url, "--client-id", f"dash-center-{port}", "--http", f"127.0.0.1:{port}"],
         stderr=subprocess.PIPE, text=True)
     try:
-        def login_page() -> bool:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                conn.request("GET", "/login")
-                r = conn.getresponse()
-                ok = r.status == 200 and b'name="password"' in r.read()
-                conn.close()
-                return ok
-            except OSError:
-                return proc.poll() is not None  # stop waiting if it died
-        wait_for(login_page, 60, "the center's dashboard")
-        assert proc.poll() is None
+        wait_answering(port, proc, "/login", lambda r: r[0] == 200 and b'name="password"' in r[2],
+                       "the center's dashboard")
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
@@ -46,17 +36,7 @@ def test_dashboard_with_two_worker_processes(sqlite_url: str) -> None:
                              "--http", f"127.0.0.1:{port}", "--workers", "2"],
                             stderr=subprocess.PIPE, text=True)
     try:
-        def answers() -> bool:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                conn.request("GET", "/")
-                r = conn.getresponse()
-                conn.close()
-                return r.status == 303
-            except OSError:
-                return proc.poll() is not None
-        wait_for(answers, 60, "the dashboard's workers")
-        assert proc.poll() is None
+        wait_answering(port, proc, "/", lambda r: r[0] == 303, "the dashboard's workers")
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
