@@ -11,8 +11,9 @@ The **floor**, measured in the same run: a bare MicroPython loop on the same VM 
 "samples" every simulated minute and commits every 5-minute reading (16 bytes, flushed) to a
 file on a littlefs2 image mounted as the sim board mounts its flash: what a board costs with
 no firmware logic, no lockstep and no host. Where the time goes is printed from the run's own
-counters: lockstep messages per station-day, VM CPU seconds (the children's rusage), and the
-wall time boards spent waiting on the gateway's ACK path.
+counters: the wall time of start, boards and drain, lockstep messages per station-day, the VM
+processes' CPU seconds and this process's (board threads, gateway, center), and the wall time
+boards spent waiting on the gateway's ACK path.
 
 Run: ``python bench/sim_speed.py`` (about 5 minutes; ``--quick`` for 1 board x 3 days and
 5 boards x 1 day).
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sim.fleet import Fleet, Options  # noqa: E402
+from sim.fleet import Fleet, Options, ram_dir  # noqa: E402
 from sim.mpy import tool  # noqa: E402
 from sim.vboard import BLOCK  # noqa: E402
 
@@ -73,7 +73,7 @@ print(time.ticks_diff(time.ticks_ms(), t0))
 
 def floor(days: int) -> float:
     """Wall seconds of the bare loop for ``days`` simulated days (VM start included)."""
-    with tempfile.TemporaryDirectory() as d:
+    with tempfile.TemporaryDirectory(dir=ram_dir(1)) as d:
         img = Path(d) / "flash.img"
         img.write_bytes(b"\xff" * BLOCK * 256)
         src = FLOOR_SRC.replace("IMG", repr(str(img))).replace("BS", str(BLOCK)).replace("DAYS", str(days))
@@ -84,32 +84,37 @@ def floor(days: int) -> float:
 
 
 def fleet(stations: int, days: float) -> dict[str, float]:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    with tempfile.TemporaryDirectory() as d:
+    """One run in the work dir ``hydrolink sim`` uses (RAM when there is room, ``sim.fleet.ram_dir``)."""
+    with tempfile.TemporaryDirectory(prefix="hydrolink-bench-", dir=ram_dir(stations)) as d:
         f = Fleet(Options(stations=stations, days=days, seed=1, faults=False, workdir=Path(d),
                           progress=False, drain_h=1.0))
         t = time.perf_counter()
+        cpu = time.process_time()
         f.run()
         wall = time.perf_counter() - t
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
         host = f.host
         assert host is not None and f.center is not None
         return {"wall": wall, "sd": stations * days, "messages": sum(b.messages for b in f.boards),
-                "vm_cpu": after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime,
-                "gateway_s": host.deliver_s, "delivers": host.delivers, "readings": len(f.center.obs)}
+                "vm_cpu": sum(b.vm_cpu_s for b in f.boards), "host_cpu": time.process_time() - cpu,
+                "gateway_s": host.deliver_s, "delivers": host.delivers, "readings": len(f.center.obs),
+                "start": f.phases["start"], "boards": f.phases["boards"],
+                "end": wall - f.phases["start"] - f.phases["boards"], "ram": float(d.startswith("/dev/shm"))}
 
 
 def report(name: str, r: dict[str, float], floor_rate: float, target_s: float) -> bool:
     rate = r["sd"] / r["wall"]
     ok = r["wall"] <= target_s
+    cores = os.cpu_count() or 1
     print(f"{name}: {r['sd']:g} station-days in {r['wall']:.1f} s = {rate:.2f} station-days/s "
           f"= 1/{floor_rate / rate:.0f} of the floor; target <= {target_s:.0f} s: "
           f"{'TARGET MET' if ok else 'TARGET MISSED'}")
-    print(f"  where the time goes: {r['messages'] / r['sd']:.0f} lockstep messages per station-day; "
-          f"VM CPU {r['vm_cpu']:.1f} s ({100 * r['vm_cpu'] / r['wall'] / (os.cpu_count() or 1):.0f}% of "
-          f"the machine); boards waited {r['gateway_s']:.1f} s in total on {r['delivers']:.0f} gateway "
-          f"round trips ({1000 * r['gateway_s'] / max(1, r['delivers']):.1f} ms each: decode, spool "
-          f"commit with fsync, ACK); {r['readings']:.0f} readings reached the center")
+    print(f"  where the time goes: start (broker, center, gateway) {r['start']:.1f} s, boards "
+          f"{r['boards']:.1f} s, drain and stop {r['end']:.1f} s; {r['messages'] / r['sd']:.0f} lockstep "
+          f"messages per station-day; the VMs' CPU {r['vm_cpu']:.1f} s ({100 * r['vm_cpu'] / r['wall'] / cores:.0f}% "
+          f"of {cores} cores), this process's (board threads, gateway, center) {r['host_cpu']:.1f} s; boards waited "
+          f"{r['gateway_s']:.1f} s in total on {r['delivers']:.0f} gateway round trips "
+          f"({1000 * r['gateway_s'] / max(1, r['delivers']):.1f} ms each: decode, spool commit, ACK; "
+          f"work dir {'in RAM' if r['ram'] else 'on disk'}); {r['readings']:.0f} readings reached the center")
     return ok
 
 

@@ -28,7 +28,29 @@ from collections import deque
 MAX_IN = 128  # typed bytes per lockstep reply (the board's console buffer, boards/sim.py)
 
 
-class ConsolePty:
+class TypedIn:
+    """Typed bytes waiting for the board (``_read`` adds what came to ``_in``): the half of
+    :class:`~sim.vboard.VBoard`'s console protocol that every console shares."""
+
+    _in: bytearray
+
+    def _read(self) -> None:
+        raise NotImplementedError
+
+    def take(self, n: int = MAX_IN) -> bytes:
+        """Typed bytes for the next lockstep reply (at most ``n``)."""
+        self._read()
+        b = bytes(self._in[:n])
+        del self._in[:n]
+        return b
+
+    def pending(self) -> bool:
+        """Whether typed bytes wait for the board."""
+        self._read()
+        return bool(self._in)
+
+
+class ConsolePty(TypedIn):
     """The host end of a virtual board's console.
 
     Args:
@@ -70,18 +92,6 @@ class ConsolePty:
         self.output += data
         self._out.append(bytes(data))
         self._flush()
-
-    def take(self, n: int = MAX_IN) -> bytes:
-        """Typed bytes for the next lockstep reply (at most ``n``)."""
-        self._read()
-        b = bytes(self._in[:n])
-        del self._in[:n]
-        return b
-
-    def pending(self) -> bool:
-        """Whether typed bytes wait for the board."""
-        self._read()
-        return bool(self._in)
 
     def pace(self, vms: int, target: int) -> int:
         """The virtual ms the board's idle from ``vms`` to ``target`` ends at.

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from protocol import codec
+from sim.console_pty import TypedIn
 from sim.mpy import BuildError, build_mpy, tool
 from sim.sensors import Weather
 from sim.vboard import SimError, VBoard, read_image
@@ -105,7 +106,7 @@ class _FlashedBoard(VBoard):
         return super()._serve(conn, f, proc, *args)
 
 
-class _PortConsole:
+class _PortConsole(TypedIn):
     """The firmware's console UART on the board's own port, as on an ESP32's USB REPL.
 
     The :class:`~sim.vboard.VBoard` console protocol (``write``, ``take``, ``pending``,
@@ -115,8 +116,6 @@ class _PortConsole:
     not the console's: it stops the firmware and what follows it is for the REPL (mpremote
     breaking in).
     """
-
-    MAX_IN = 128  # typed bytes per lockstep reply (the board's console buffer, boards/sim.py)
 
     def __init__(self, board: PtyBoard, ratio: float) -> None:
         self.board = board
@@ -140,16 +139,6 @@ class _PortConsole:
 
     def write(self, data: bytes) -> None:
         self.board._out(bytes(data))
-
-    def take(self, n: int = MAX_IN) -> bytes:
-        self._read()
-        b = bytes(self._in[:n])
-        del self._in[:n]
-        return b
-
-    def pending(self) -> bool:
-        self._read()
-        return bool(self._in)
 
     def pace(self, vms: int, target: int) -> int:
         """The board idles from ``vms`` to ``target``: in wall time / ``ratio``, early on a typed byte."""

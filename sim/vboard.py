@@ -74,6 +74,15 @@ def read_image(path: Path, blocks: int = 256) -> LittleFS:
     return fs
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a live (or unreaped) process so far; 0 where /proc has none."""
+    try:
+        f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 @dataclass(frozen=True)
 class Trace:
     """A reading the board committed to its queue (its own record)."""
@@ -127,6 +136,7 @@ class VBoard:
     _hangs: list[int] = field(default_factory=list)  # pending ADC hangs, virtual ms
     _rx: list[tuple[int, int, bytes]] = field(default_factory=list)  # heap (ms, n, bytes)
     _rx_n: int = 0
+    vm_cpu_s: float = 0.0  # CPU seconds the VM processes used (Linux; bench/sim_speed.py)
     _rng: random.Random = field(init=False)
 
     def __post_init__(self) -> None:
@@ -205,6 +215,7 @@ class VBoard:
                 conn.close()
         finally:
             srv.close()
+            self.vm_cpu_s += _cpu_s(proc.pid)
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
