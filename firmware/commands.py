@@ -92,14 +92,12 @@ def result(app, n, kind, args):
     if op == 1:
         gc.collect()
         import config
-        new, why = config.apply_changes(app.cfg, args)
-        if new is None:
-            return [cid, 2, why]
         try:
-            config.save("config.json", new)
+            why = config.configure(app, args)
         except OSError as e:
             return [cid, 3, "could not save: %s" % e]
-        configure(app, new)
+        if why is not None:
+            return [cid, 2, why]
         return [cid, 0]
     if op == 2:
         import config
@@ -125,18 +123,6 @@ def result(app, n, kind, args):
         app.send_status()
         return [cid, 0]
     return [cid, 1]
-
-
-def configure(app, cfg):
-    # a new configuration, taken by every part without a restart
-    app.cfg = cfg
-    app.gauge.configure(cfg["debounce_ms"], cfg["stuck_ms"])
-    if app.level is not None:
-        app.level.configure(cfg)
-    app.sampler.configure(cfg)
-    app.alarms.configure(cfg)
-    app.pw.configure(cfg)
-    app.retime()
 
 
 def report(app):

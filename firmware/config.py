@@ -284,6 +284,47 @@ def load(path, last=None):
     return cfg, errors
 
 
+def configure(app, changes):
+    # set_config at the station, all or nothing: validated as apply_changes,
+    # saved, and taken by every part without a restart. -> None, or the
+    # reason (one line). In place, not on a copy: a copy is one 1 KB block,
+    # which a console session's fragmented heap did not have (MemoryError
+    # on a flashed board, 384 B the largest free block). Raises OSError when
+    # the file cannot be written; nothing has changed then
+    cfg = app.cfg
+    if type(changes) is not dict or not changes:
+        return "changes: must be a non-empty map"
+    errors = []
+    for k in changes:
+        why = _check(k, changes[k])
+        if why is not None:
+            errors.append("%s: %s" % (k, why))
+    if errors:
+        return "; ".join(errors)
+    old = {}
+    for k in changes:
+        old[k] = cfg.get(k)
+        cfg[k] = changes[k]
+    why = _cross(cfg)
+    try:
+        if why is None:
+            save("config.json", cfg)
+            old.clear()  # taken
+    finally:
+        for k in old:  # a rule across keys broken, or not saved: as it was
+            cfg[k] = old[k]
+    if why is not None:
+        return why
+    app.gauge.configure(cfg["debounce_ms"], cfg["stuck_ms"])
+    if app.level is not None:
+        app.level.configure(cfg)
+    app.sampler.configure(cfg)
+    app.alarms.configure(cfg)
+    app.pw.configure(cfg)
+    app.retime()
+    return None
+
+
 def apply_changes(cfg, changes):
     # set_config, all or nothing: -> (new cfg, None) or (None, "reason")
     if type(changes) is not dict or not changes:

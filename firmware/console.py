@@ -141,29 +141,16 @@ def log(app, data):
 
 
 def configure(app, changes):
-    # -> None when taken (saved, applied), else the reason (one line)
+    # -> None when taken (saved, applied), else the reason (one line):
+    # config.configure, as a remote set_config (commands.py), with config.py
+    # in the heap for that only
     import config
-    new, why = config.apply_changes(app.cfg, changes)
-    if new is None:
-        del sys.modules["config"]
-        return why
     try:
-        config.save("config.json", new)
+        why = config.configure(app, changes)
     except OSError as e:
-        del sys.modules["config"]
-        return "could not save (%s): nothing changed" % e
+        why = "could not save (%s): nothing changed" % e
     del sys.modules["config"]
-    # taken by every part without a restart, as commands.configure does (not
-    # imported for it: its names would cost one more qstr pool)
-    app.cfg = new
-    app.gauge.configure(new["debounce_ms"], new["stuck_ms"])
-    if app.level is not None:
-        app.level.configure(new)
-    app.sampler.configure(new)
-    app.alarms.configure(new)
-    app.pw.configure(new)
-    app.retime()
-    return None
+    return why
 
 
 # ---- the session ---------------------------------------------------------------
