@@ -8,7 +8,9 @@ code (``bad_topic``, ``bad_json``, ``unknown_version``, ``bad_payload``,
 valid series of a message are kept even when another series of it is rejected.
 
 ``test`` reports (a technician's button) are kept as events, not observations: they
-are off the record-interval grid.
+are off the record-interval grid. So are the changes a technician makes at a station's
+console (kind ``console``), from the gateway's ``console`` events and from the status
+message that carries them, stored once (:func:`console_event`).
 """
 
 from __future__ import annotations
@@ -231,6 +233,25 @@ def _status(doc: dict[str, Any], station: int, stamp: float, out: Batch) -> None
         _opt_int(doc.get("free_heap_bytes")), _opt_int(doc.get("free_flash_bytes")),
         None if counters is None else json.dumps(counters), None if flags is None else json.dumps(flags),
     ))
+    changes = doc.get("console")
+    if changes is not None:  # the technician's changes: events (the gateway sends each one too)
+        if not isinstance(changes, list):
+            raise Bad("bad_payload", "status console must be an array of changes")
+        out.events += [console_event(station, seq, i, e, stamp) for i, e in enumerate(changes)]
+
+
+def console_event(station: int, seq: Any, index: Any, entry: Any, stamp: float) -> Event:
+    """One console change (SPEC §8 key 13) as an event row, keyed by the status frame's
+    ``seq`` and the entry's ``index`` in it: the gateway's ``console`` event and the status
+    message that carries the same entry store one row, however often either comes."""
+    if type(seq) is not int or seq < 0 or type(index) is not int or index < 0:
+        raise Bad("bad_payload", f"console change: seq {seq!r} and index {index!r} must be integers")
+    if not isinstance(entry, dict) or not isinstance(entry.get("text"), str):
+        raise Bad("bad_payload", f"console change {seq}:{index} needs a time and a text")
+    t = _int_time(entry.get("time"), f"console change {seq}:{index} time", stamp)
+    text = json.dumps({"event": "console", "text": entry["text"], "time": entry["time"], "seq": seq,
+                       "index": index, "station": station}, ensure_ascii=False, separators=(",", ":"))
+    return Event(station, t, "console", f"{seq}:{index}", stamp, text)
 
 
 def _event(doc: dict[str, Any], station: int, stamp: float, payload: bytes, out: Batch) -> None:
@@ -239,6 +260,9 @@ def _event(doc: dict[str, Any], station: int, stamp: float, payload: bytes, out:
         kind = doc["event"]
         if not isinstance(kind, str):
             raise Bad("bad_payload", f"event {kind!r} must be a name")
+        if kind == "console":
+            out.events.append(console_event(station, doc.get("seq"), doc.get("index"), doc, stamp))
+            return
         when = doc.get("sent") or doc.get("time")
         t = int(unix_time(when, "sent")) if when is not None else int(stamp)
         key = f"{doc['ack_seq']}:{t}" if "ack_seq" in doc else hashlib.sha1(payload).hexdigest()[:20]

@@ -3,7 +3,8 @@
 The view itself is :func:`host_tools.jsonview.frame_to_si` (one SI converter for the
 whole project); the gateway adds what only it knows: the payload version ``v``, the
 station's registry ``name``, when and on which link the frame was ``received``, the
-command each ``result`` answers, and on request the ``raw`` frame in hex.
+command each ``result`` answers, and on request the ``raw`` frame in hex. A status
+frame's console changes are also events of their own (:func:`console_events`).
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ from protocol.codec import (
     STATUS,
     TAG_SIZE,
     Frame,
+    Status,
     check_raw,
     decode_body,
 )
 
 from ..jsonview import frame_to_si
+from ..siview import iso as hl_iso
 from .names import iso, op_name
 
 __all__ = ["iso"]  # the gateway's time format (from names)
@@ -55,6 +58,18 @@ def frame_payload(
     if raw_hex:
         out["frame"] = frame.raw.hex()
     return out
+
+
+def console_events(frame: Frame) -> list[dict[str, Any]]:
+    """The ``<station>/events`` messages of a status frame's console changes (SPEC §8 key 13).
+
+    One per entry: ``{"event": "console", "seq", "index", "time", "text"}``, ``time`` the
+    station's clock when the technician made the change. ``seq`` and ``index`` (the entry's
+    place in the frame) name it, so the center stores it once however often it comes.
+    """
+    fields = frame.body.fields if isinstance(frame.body, Status) else {}
+    return [{"event": "console", "seq": frame.seq, "index": i, "time": hl_iso(t), "text": text}
+            for i, (t, text) in enumerate(fields.get("console") or ())]
 
 
 def topic_kind(frame_type: int) -> str:

@@ -26,6 +26,7 @@ from .forwarder import ForwarderOptions
 from .inputs import Link, SerialLink, TcpServer
 from .metrics import Stats, StatsCollector
 from .names import iso
+from .payload import console_events
 from .pipeline import Duplicate, New, Pipeline, Rejected
 from .spool import Spool, SpoolError
 from .spool_commands import event_statement, state_statement
@@ -132,6 +133,9 @@ class Gateway:
                 self.writer.execute(
                     "UPDATE commands SET result = ?, detail = ?, done = ? WHERE station = ?"
                     " AND id = ? AND result IS NULL", (r.code, detail, now, frame.station, r.id))
+        if self.forwarder is not None:  # console changes: events, in the frame's group commit
+            for event in console_events(frame):
+                self.writer.execute(*event_statement(frame.station, event))
         fut = self.writer.submit(verdict.record)
         self.pending[key] = fut
         received = verdict.record.received
