@@ -14,8 +14,10 @@ chart with the store.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from html import escape
 from zoneinfo import ZoneInfo
@@ -31,6 +33,43 @@ STAGE_COLORS = {"action": "#d4a017", "warning": "#e67e22", "guarantee": "#c0392b
 _TICK_STEPS = [3600 * h for h in (1, 2, 3, 6, 12, 24, 48, 120, 168)]
 
 Point = tuple[int, float | None]
+COLUMNS = W - LEFT - RIGHT  # the plot's pixel columns
+
+
+@dataclass(frozen=True)
+class Line:
+    """The level as drawn: ``points`` already thinned to the plot's columns (gaps as None),
+    and what the series carries: how many values, lowest, highest, first and last."""
+
+    points: Sequence[Point]
+    n: int
+    lo: float | None
+    hi: float | None
+    first: float | None
+    last: float | None
+
+    @classmethod
+    def of(cls, points: Sequence[Point]) -> Line:
+        """From every reading (thinned when drawn)."""
+        values = [v for _, v in points if v is not None]
+        return cls(points, len(values), min(values, default=None), max(values, default=None),
+                   values[0] if values else None, values[-1] if values else None)
+
+    def counted_after(self, start: int) -> int:
+        """Values in ``(start, end]``: completeness does not count a reading at ``start``."""
+        at_start = bool(self.points) and self.points[0][0] == start and self.points[0][1] is not None
+        return self.n - int(at_start)
+
+
+@dataclass(frozen=True)
+class Bars:
+    """Rain summed into bins of ``width`` seconds; ``n`` values, ``counted`` of them after
+    the window's start."""
+
+    width: int
+    bins: Sequence[tuple[int, float]]
+    n: int
+    counted: int
 
 
 def _nice(lo: float, hi: float, n: int = 6) -> list[float]:
@@ -51,18 +90,26 @@ def time_ticks(start: int, end: int, tz: ZoneInfo, most: int = 8) -> list[tuple[
     local = datetime.fromtimestamp(start, tz).replace(minute=0, second=0, microsecond=0)
     if step >= 86400:
         local = local.replace(hour=0)
+    # the candidates change once an hour: computed then, kept for every chart until the next
+    ticks = _candidates(int(local.timestamp()), end - end % 3600 + 3600, step, tz)
+    return [tick for tick in ticks if start <= tick[0] <= end]
+
+
+@functools.lru_cache(maxsize=256)
+def _candidates(first: int, until: int, step: int, tz: ZoneInfo) -> tuple[tuple[int, str], ...]:
+    local = datetime.fromtimestamp(first, tz)
     ticks: list[tuple[int, str]] = []
     t = local
-    while t.timestamp() <= end and len(ticks) < 200:
+    while t.timestamp() <= until and len(ticks) < 200:
         ts = int(t.timestamp())
         hour_ok = (t.hour % (step // 3600) == 0) if step < 86400 else True
         day_ok = step < 86400 or ((t - local).days % (step // 86400) == 0)
-        if ts >= start and hour_ok and day_ok:
+        if hour_ok and day_ok:
             label = t.strftime("%m-%d") if t.hour == 0 or step >= 86400 else t.strftime("%H:%M")
             ticks.append((ts, label))
         t = (t + timedelta(hours=1)) if step < 86400 else (t + timedelta(days=1))
         t = datetime.fromtimestamp(int(t.timestamp()), tz)  # across DST changes
-    return ticks
+    return tuple(ticks)
 
 
 def thin(points: Sequence[Point], start: int, end: int, columns: int) -> list[Point]:
@@ -98,10 +145,15 @@ def thin(points: Sequence[Point], start: int, end: int, columns: int) -> list[Po
     return out
 
 
+def bar_width(start: int, end: int, interval_s: int) -> int:
+    """Seconds per rain bar: a whole number of intervals, at most MAX_BARS bars."""
+    per = max(1, math.ceil((end - start) / max(1, interval_s) / MAX_BARS))
+    return per * max(1, interval_s)
+
+
 def rain_bins(points: Sequence[Point], start: int, end: int, interval_s: int) -> tuple[int, list[tuple[int, float]]]:
     """Rain summed into bins of a whole number of intervals, at most MAX_BARS of them."""
-    per = max(1, math.ceil((end - start) / max(1, interval_s) / MAX_BARS))
-    width = per * max(1, interval_s)
+    width = bar_width(start, end, interval_s)
     sums: dict[int, float] = {}
     for t, v in points:
         if v is None:
@@ -111,14 +163,23 @@ def rain_bins(points: Sequence[Point], start: int, end: int, interval_s: int) ->
     return width, sorted(sums.items())
 
 
-def hydrograph_svg(level: Sequence[Point], rain: Sequence[Point], start: int, end: int,
+def bars_of(points: Sequence[Point], start: int, end: int, interval_s: int) -> Bars:
+    width, bins = rain_bins(points, start, end, interval_s)
+    n = sum(1 for _, v in points if v is not None)
+    return Bars(width, bins, n, n - sum(1 for ts, v in points if ts == start and v is not None))
+
+
+def hydrograph_svg(level: Line | Sequence[Point], rain: Bars | Sequence[Point], start: int, end: int,
                    tz: ZoneInfo, stages: Mapping[str, float], interval_s: int,
                    t: Callable[..., str], alarms: Sequence[tuple[float, str]] = ()) -> str:
     """The station's chart as an SVG element (text); ``alarms``: (raised, kind) marked as
-    red triangles on the time axis."""
+    red triangles on the time axis. ``level`` and ``rain``: every reading, or as
+    :mod:`~host_tools.dashboard.stationdata` read them (thinned and binned in SQL)."""
+    line = level if isinstance(level, Line) else Line.of(level)
+    bars = rain if isinstance(rain, Bars) else bars_of(rain, start, end, interval_s)
     x0, x1 = LEFT, W - RIGHT
     y_bottom = H - BOTTOM
-    has_rain = any(v for _, v in rain)
+    has_rain = any(v for _, v in bars.bins)
     y_top = TOP + (RAIN_H + 10 if has_rain else 0)
     span = max(1, end - start)
 
@@ -137,10 +198,8 @@ def hydrograph_svg(level: Sequence[Point], rain: Sequence[Point], start: int, en
     parts.append(f'<text x="{(x0 + x1) / 2}" y="{H - 6}" text-anchor="middle" '
                  f'class="tz">{escape(t("time"))} ({escape(zone(tz, end))})</text>')
 
-    values = [v for _, v in level if v is not None]
-    if values:
-        lo, hi = min(values), max(values)
-        lo, hi = min([lo, *stages.values()]), max([hi, *stages.values()])
+    if line.n and line.lo is not None and line.hi is not None:
+        lo, hi = min([line.lo, *stages.values()]), max([line.hi, *stages.values()])
         pad = max(0.05, (hi - lo) * 0.08)
         ticks = _nice(lo - pad, hi + pad)
         vlo, vhi = ticks[0], ticks[-1]
@@ -161,18 +220,18 @@ def hydrograph_svg(level: Sequence[Point], rain: Sequence[Point], start: int, en
                          f'stroke-dasharray="8 5"/><text x="{x1 - 4}" y="{y(sv) - 4:.1f}" '
                          f'text-anchor="end" fill="{color}">{escape(t("stage_" + name))} {sv:g}</text>')
         runs: list[list[str]] = [[]]
-        for ts, v in thin(level, start, end, x1 - x0):
+        ax, ay = (x1 - x0) / span, -(y_bottom - y_top) / (vhi - vlo)  # x(ts), y(v), inlined
+        bx, by = x0 - start * ax, y_bottom - vlo * ay
+        for ts, v in thin(line.points, start, end, x1 - x0):
             if v is None:
                 if runs[-1]:
                     runs.append([])
                 continue
-            runs[-1].append(f"{x(ts):.1f},{y(v):.1f}")
-        first = next(v for _, v in level if v is not None)
-        last = next(v for _, v in reversed(level) if v is not None)
-        parts.append(f'<g class="series" data-series="water_level" data-n="{len(values)}" '
-                     f'data-min="{min(values):.3f}" data-max="{max(values):.3f}" '
-                     f'data-first="{first:.3f}" data-last="{last:.3f}" '
-                     f'data-ymin-px="{y(max(values)):.1f}" data-ymax-px="{y(min(values)):.1f}">')
+            runs[-1].append(f"{bx + ts * ax:.1f},{by + v * ay:.1f}")
+        parts.append(f'<g class="series" data-series="water_level" data-n="{line.n}" '
+                     f'data-min="{line.lo:.3f}" data-max="{line.hi:.3f}" '
+                     f'data-first="{line.first or 0.0:.3f}" data-last="{line.last or 0.0:.3f}" '
+                     f'data-ymin-px="{y(line.hi):.1f}" data-ymax-px="{y(line.lo):.1f}">')
         for run in runs:
             if run:
                 parts.append(f'<polyline fill="none" stroke="#1f5fbf" stroke-width="2.5" '
@@ -184,17 +243,16 @@ def hydrograph_svg(level: Sequence[Point], rain: Sequence[Point], start: int, en
                      f'{escape(t("no_data"))}</text>')
 
     if has_rain:
-        width, bins = rain_bins(rain, start, end, interval_s)
+        width, bins = bars.width, bars.bins
         top = max(v for _, v in bins) or 1.0
         rticks = _nice(0, top, 3)
         rmax = rticks[-1] if rticks[-1] > 0 else 1.0
         total = sum(v for _, v in bins)
-        parts.append(f'<g class="series" data-series="rain" data-n="{sum(1 for _, v in rain if v is not None)}" '
+        parts.append(f'<g class="series" data-series="rain" data-n="{bars.n}" '
                      f'data-total="{total:.1f}" data-bin-s="{width}">')
-        for b, mm in bins:
-            h = mm * RAIN_H / rmax
-            parts.append(f'<rect x="{x(b):.1f}" y="{TOP}" width="{max(1.0, x(b + width) - x(b) - 1):.1f}" '
-                         f'height="{h:.1f}" fill="#3a9ad9"><title>{mm:.1f} mm</title></rect>')
+        bar = f'{max(1.0, width * (x1 - x0) / span - 1):.1f}'
+        parts.extend(f'<rect x="{x(b):.1f}" y="{TOP}" width="{bar}" height="{mm * RAIN_H / rmax:.1f}" '
+                     f'fill="#3a9ad9"><title>{mm:.1f} mm</title></rect>' for b, mm in bins)
         parts.append("</g>")
         for r in rticks:
             parts.append(f'<text x="{x1 + 6}" y="{TOP + r * RAIN_H / rmax + 5:.1f}">{r:g}</text>')
@@ -232,7 +290,9 @@ def small_line_svg(points: Sequence[Point], start: int, end: int, tz: ZoneInfo, 
         def y(v: float) -> float:
             return h - bottom - (v - lo) * (h - top - bottom) / (hi - lo)
 
-        pts = " ".join(f"{x(ts):.1f},{y(v):.1f}" for ts, v in points if v is not None)
+        ax, ay = (w - left - right) / span, -(h - top - bottom) / (hi - lo)
+        bx, by = left - start * ax, h - bottom - lo * ay
+        pts = " ".join(f"{bx + ts * ax:.1f},{by + v * ay:.1f}" for ts, v in points if v is not None)
         parts.append(f'<polyline data-series="{escape(series)}" data-n="{len(vals)}" fill="none" '
                      f'stroke="#2d7d46" stroke-width="2" points="{pts}"/>'
                      f'<text x="{left - 4}" y="{y(hi) + 4:.1f}" text-anchor="end">{hi:g}</text>'

@@ -11,8 +11,9 @@ from starlette.responses import HTMLResponse, Response
 from host_tools.center.model import CenterAlarm
 from protocol.elements import BY_NAME, COMMAND_OPS, RESULT_CODES
 
+from . import stationdata as sd
 from .charts import hydrograph_svg, small_line_svg
-from .database import StationsCache, completeness, latest_many, station_elements
+from .database import StationsCache
 from .overview import OverviewCache, fmt_value
 from .permissions import ACK, COMMAND, FLEET, VIEW, Refused, Resource, allowed
 from .status import LABEL_KEY
@@ -22,9 +23,6 @@ from .web import Ctx, guarded, station_resource
 _MARK = "\x00table\x00"
 SPANS = {"24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
 SPAN_LABEL = {"24h": "h24", "7d": "d7", "30d": "d30"}
-# Recorded every record interval, so their completeness is received / (span / interval);
-# battery and temperatures come with the hourly status and are not counted against it.
-INTERVAL_ELEMENTS = ("water_level", "rain", "discharge")
 
 
 def _cache(ctx: Ctx) -> OverviewCache:
@@ -77,28 +75,17 @@ def _station_values(ctx: Ctx, station: int, span: str) -> dict[str, Any] | None:
     now = int(ctx.dash.clock())
     start = now - SPANS[span]
     tz = station_zone(meta.timezone)
-    level = [(o.time, o.value) for o in store.observations(station, "water_level", start, now)]
-    rain = [(o.time, o.value) for o in store.observations(station, "rain", start, now)]
-    center_alarms = store.center_alarms(station, start)
-    chart = hydrograph_svg(level, rain, start, now, tz, meta.stages, meta.record_interval_s, ctx.t,
-                           [(a.raised, a.kind) for a in center_alarms])
-    elements = station_elements(store, meta)
-    comp = []
-    for e in [e for e in elements if e in INTERVAL_ELEMENTS]:
-        got, expected = completeness(store, station, e, start, now, meta.record_interval_s)
-        comp.append((e, got, expected, 100.0 * got / expected if expected else None))
-    status = store.status_rows(station, start, now)
-    battery = [(s.time, s.battery_v) for s in status]
-    if not any(v is not None for _, v in battery):
-        battery = [(o.time, o.value) for o in store.observations(station, "battery_voltage", start, now)]
-    clock = [(s.time, s.clock_offset_s) for s in status]
-    # the newest reading of each element by index seeks (store.latest groups the whole history)
-    latest = {e: obs for (_, e), (obs, _) in latest_many(store, [(station, e) for e in elements]).items()}
-    events = [(fmt_time(e.time, tz, seconds=True), e.kind, _short(e.payload))
-              for e in reversed(store.events(station, start, now)[-100:])]
-    station_alarms = [(fmt_time(a.time, tz, seconds=True), a.kind, a.state, a.value, a.threshold, a.unit)
-                      for a in reversed(store.alarms_received(station, start, now)[-100:])]
-    alarms = [_alarm_view(a, tz) for a in reversed(center_alarms)]
+    d = sd.read_page(store, meta, start, now)
+    chart = hydrograph_svg(d.level, d.rain, start, now, tz, meta.stages, meta.record_interval_s, ctx.t,
+                           [(a.raised, a.kind) for a in d.center_alarms])
+    comp = [(e, got, expected, 100.0 * got / expected if expected else None)
+            for e, got, expected in d.completeness]
+    events = [(fmt_time(int(r[1]), tz, seconds=True), r[2], _short(r[5])) for r in reversed(d.events)]
+    station_alarms = [(fmt_time(int(r[0]), tz, seconds=True), r[1], r[2], r[3], r[4], r[5])
+                      for r in reversed(d.station_alarms)]
+    alarms = [_alarm_view(a, tz) for a in reversed(d.center_alarms)]
+    latest = d.latest
+    battery, clock = d.battery, d.clock
     return {
         "meta": meta, "span": span, "spans": SPANS, "span_label": SPAN_LABEL, "chart": chart,
         "zone": zone(tz, now), "completeness": comp,

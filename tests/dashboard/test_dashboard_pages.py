@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from pathlib import Path
@@ -10,7 +11,7 @@ from starlette.testclient import TestClient
 
 from host_tools.center.store import as_rows, open_store
 from host_tools.dashboard.app import create_app
-from host_tools.dashboard.charts import hydrograph_svg
+from host_tools.dashboard.charts import COLUMNS, hydrograph_svg
 from host_tools.dashboard.i18n import translator
 from host_tools.dashboard.status import RANK
 from host_tools.dashboard.timefmt import station_zone
@@ -94,6 +95,50 @@ def test_station_page_chart_is_the_stored_series(db_url: str) -> None:
     assert "water level reached flood_limit" in html    # the center alarm
     assert html.count('class="alarm-mark" data-kind="stage_flood_limit"') == 1  # marked on the chart
     assert "7天" in week and "2016" in week              # 7 d: 2,016 expected readings
+
+
+def test_month_thinned_in_sql_keeps_what_the_store_has(db_url: str) -> None:
+    """30 days of 5-minute level (8,640 readings, a fault gap, a one-reading spike): the
+    page reads them thinned per pixel column in SQL; the chart still carries the store's
+    count, extremes, first and last, its line breaks at the gap and reaches the spike."""
+    now = fleet.NOW + 30
+    start = now - 30 * 86400
+    times = range(fleet.NOW - 30 * 86400, fleet.NOW + 1, 300)  # from 30 s before the window
+    level = [(t, round(65.0 + 0.5 * math.sin(t / 40_000), 3), "good") for t in times]
+    spike = len(level) // 3
+    level[spike] = (level[spike][0], 69.875, "good")
+    for i in range(2 * len(level) // 3, 2 * len(level) // 3 + 12):
+        level[i] = (level[i][0], None, "fault")
+    rain = [(t, 0.5 if (t // 3600) % 50 == 0 else 0.0, "good") for t in times]
+    store = open_store(db_url)
+    try:
+        store.upsert_observations(as_rows({"water_level": level, "rain": rain}, 1002, fleet.NOW))
+        stored = [o for o in store.observations(1002, "water_level", start, now)]
+        rained = [o.value for o in store.observations(1002, "rain", start, now) if o.value is not None]
+    finally:
+        store.close()
+    values = [o.value for o in stored if o.value is not None]
+    assert len(stored) > 8000 and max(values) == 69.875
+    app = create_app(db_url, clock=Clock(now), overview_ttl_s=0.0)
+    with TestClient(app, base_url="http://127.0.0.1:8080") as c:
+        assert login(c, "vic") == 303
+        html = c.get("/station/1002?span=30d").text
+    g = re.search(r'<g class="series" data-series="water_level" ([^>]*)>', html)
+    assert g
+    attrs = dict(re.findall(r'data-([a-z-]+)="([^"]*)"', g.group(1)))
+    assert int(attrs["n"]) == len(values)
+    assert (float(attrs["min"]), float(attrs["max"])) == (round(min(values), 3), 69.875)
+    assert (float(attrs["first"]), float(attrs["last"])) == (values[0], values[-1])
+    chart = html[html.index('data-series="water_level"'):html.index("</g>", html.index('data-series="water_level"'))]
+    lines = re.findall(r'points="([^"]+)"', chart)
+    ys = [float(p.split(",")[1]) for line in lines for p in line.split()]
+    assert len(lines) == 2 and len(ys) <= 4 * COLUMNS  # the gap breaks it; thinned
+    assert abs(min(ys) - float(attrs["ymin-px"])) < 0.11 and abs(max(ys) - float(attrs["ymax-px"])) < 0.11
+    r = re.search(r'data-series="rain" data-n="(\d+)" data-total="([\d.]+)"', html)
+    assert r and int(r.group(1)) == len(rained) and float(r.group(2)) == round(sum(rained), 1)
+    # completeness counts the readings in (start, end]
+    got = sum(1 for o in stored if o.value is not None and o.time > start)
+    assert re.search(rf'<td>水位</td><td class="num">{got}</td><td class="num">8640</td>', html)
 
 
 def test_chart_line_extremes_sit_where_the_data_maps() -> None:

@@ -1,0 +1,173 @@
+"""The station page's reads: each one statement, an index range scan, answering in ONE row.
+
+Python's sqlite3 gives up and takes back the GIL for every row it steps: with twenty
+requests in flight each take-back can wait for a switch interval, so a page that read its
+288-8,640 readings row by row spent most of its time waiting. Here SQLite packs a whole
+series into one JSON text (``json_group_array``; PostgreSQL's ``json_agg``, which psycopg
+hands back as lists), and for spans longer than the chart is wide it also thins it: per
+pixel column the first, lowest, highest and last reading (what
+:func:`~host_tools.dashboard.charts.thin` keeps), so a 30-day page reads ~3,300 values,
+not 17,000. Rain comes summed into the chart's bins. No read grows with the history
+before the window (the primary keys (station, element, time) and (station, time, seq)).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from host_tools.center.model import CenterAlarm, Obs, StationMeta
+from host_tools.center.store import Store
+
+from .charts import COLUMNS, Bars, Line, Point, bar_width
+from .database import completeness, latest_many, station_elements
+
+# Recorded every record interval, so their completeness is received / (span / interval);
+# battery and temperatures come with the hourly status and are not counted against it.
+INTERVAL_ELEMENTS = ("water_level", "rain", "discharge")
+
+_RANGE = "station = ? AND element = ? AND time >= ? AND time <= ?"
+
+
+def _agg(store: Store, *cols: str) -> str:
+    if store.dialect == "sqlite":
+        return f"json_group_array(json_array({', '.join(cols)}))"
+    return f"json_agg(json_build_array({', '.join(cols)}))"
+
+
+def _rows(value: Any) -> list[list[Any]]:
+    if value is None:
+        return []
+    out: list[list[Any]] = json.loads(value) if isinstance(value, str) else value
+    return out
+
+
+def raw_points(store: Store, station: int, element: str, start: int, end: int) -> list[Point]:
+    """Every reading of ``start <= time <= end``, oldest first, as (time, value)."""
+    rows = store.db.query(
+        f"SELECT {_agg(store, 'time', 'value')} FROM observations WHERE {_RANGE}",
+        (station, element, start, end))
+    return sorted((int(t), v) for t, v in _rows(rows[0][0]))
+
+
+def level_line(store: Store, station: int, element: str, start: int, end: int,
+               columns: int, interval_s: int) -> Line:
+    """The series as the chart draws it: every reading while the span holds no more than
+    one per pixel column, else each column's first, lowest, highest and last (thinned in
+    SQL; a column with a missing value breaks the line there)."""
+    if (end - start) // max(1, interval_s) <= columns:
+        return Line.of(raw_points(store, station, element, start, end))
+    one = f"FROM observations WHERE {_RANGE} AND value IS NOT NULL ORDER BY time"
+    rows = store.db.query(
+        "WITH c AS (SELECT (time - CAST(? AS BIGINT)) * CAST(? AS BIGINT) / CAST(? AS BIGINT) AS col,"
+        " MIN(time) AS t0,"
+        " MAX(time) AS t1, MIN(value) AS lo, MAX(value) AS hi, COUNT(value) AS n,"
+        " MIN(CASE WHEN value IS NULL THEN time END) AS gap"
+        f" FROM observations WHERE {_RANGE} GROUP BY col)"
+        f" SELECT (SELECT {_agg(store, 'c.t0', 'f.value', 'c.lo', 'c.hi', 'c.t1', 'l.value', 'c.n', 'c.gap')}"
+        " FROM c JOIN observations f ON f.station = ? AND f.element = ? AND f.time = c.t0"
+        " JOIN observations l ON l.station = ? AND l.element = ? AND l.time = c.t1),"
+        f" (SELECT value {one} LIMIT 1), (SELECT value {one} DESC LIMIT 1)",
+        (start, columns, max(1, end - start), station, element, start, end,
+         station, element, station, element,
+         station, element, start, end, station, element, start, end))
+    cols, first, last = rows[0]
+    points: list[Point] = []
+    n, lo, hi = 0, None, None
+    for t0, v0, clo, chi, t1, v1, cn, gap in sorted(_rows(cols)):
+        n += int(cn)
+        if clo is not None:
+            lo = clo if lo is None else min(lo, clo)
+            hi = chi if hi is None else max(hi, chi)
+        if gap is not None:  # where the column's values are is unknown: its ends and a break
+            if v0 is not None:
+                points.append((int(t0), v0))
+            if not points or points[-1][1] is not None:
+                points.append((int(gap), None))
+            if v1 is not None and t1 > gap:
+                points.append((int(t1), v1))
+            continue
+        mid = (int(t0) + int(t1)) // 2
+        inner = [(mid, clo), (mid, chi)] if v0 <= v1 else [(mid, chi), (mid, clo)]
+        keep = [(int(t0), v0), *inner, (int(t1), v1)]
+        points.extend(p for i, p in enumerate(keep) if i == 0 or p != keep[i - 1])
+    return Line(points, n, lo, hi, first, last)
+
+
+def rain_bars(store: Store, station: int, start: int, end: int, interval_s: int) -> Bars:
+    """Rain summed in SQL into the chart's bins (see :func:`~host_tools.dashboard.charts.rain_bins`)."""
+    width = bar_width(start, end, interval_s)
+    rows = store.db.query(
+        f"SELECT {_agg(store, 'b', 's', 'n')} FROM (SELECT CAST(? AS BIGINT) + (time - 1 - CAST(? AS BIGINT))"
+        " / CAST(? AS BIGINT) * CAST(? AS BIGINT) AS b, SUM(value) AS s, COUNT(value) AS n"
+        f" FROM observations WHERE {_RANGE} AND value IS NOT NULL GROUP BY b) x",
+        (start, start, width, width, station, "rain", start, end))
+    bins = sorted((int(b), float(s), int(n)) for b, s, n in _rows(rows[0][0]))
+    return Bars(width, [(b, s) for b, s, _ in bins], sum(n for _, _, n in bins),
+                sum(n for b, _, n in bins if b >= start))
+
+
+def status_points(store: Store, station: int, start: int, end: int,
+                  ) -> list[tuple[int, float | None, float | None]]:
+    """(time, battery V, clock offset s) of each status frame in range, by time and seq."""
+    rows = store.db.query(
+        f"SELECT {_agg(store, 'time', 'seq', 'battery_v', 'clock_offset_s')} FROM status"
+        " WHERE station = ? AND time >= ? AND time <= ?", (station, start, end))
+    return [(int(t), b, c) for t, _, b, c in sorted(_rows(rows[0][0]), key=lambda r: (r[0], r[1]))]
+
+
+def newest(store: Store, table: str, station: int, start: int, end: int, cols: str,
+           order: str, limit: int = 100) -> Sequence[tuple[Any, ...]]:
+    """The newest ``limit`` rows of ``events`` or ``station_alarms`` in range, oldest first."""
+    rows = store.db.query(
+        f"SELECT {cols} FROM {table} WHERE station = ? AND time >= ? AND time <= ?"
+        f" ORDER BY {order} LIMIT {int(limit)}", (station, start, end))
+    return rows[::-1]
+
+
+@dataclass(frozen=True)
+class PageData:
+    """Everything a station page shows for the window ``(start, end]``."""
+
+    level: Line
+    rain: Bars
+    center_alarms: list[CenterAlarm]
+    completeness: list[tuple[str, int, int]]  # (element, received, expected)
+    battery: list[Point]
+    clock: list[Point]
+    latest: dict[str, Obs]
+    events: Sequence[tuple[Any, ...]]          # station, time, kind, key, received, payload
+    station_alarms: Sequence[tuple[Any, ...]]  # time, kind, state, value, threshold, unit, seq
+
+
+def read_page(store: Store, meta: StationMeta, start: int, end: int) -> PageData:
+    """A station page's reads (what bench/dashboard.py times as the page's bare SQL)."""
+    station, interval = meta.station, meta.record_interval_s
+    level = level_line(store, station, "water_level", start, end, COLUMNS, interval)
+    rain = rain_bars(store, station, start, end, interval)
+    elements = station_elements(store, meta)
+    comp = []
+    for e in [e for e in elements if e in INTERVAL_ELEMENTS]:
+        expected = max(0, (end - start) // max(1, interval))
+        if e == "water_level":
+            got = level.counted_after(start)
+        elif e == "rain":
+            got = rain.counted
+        else:
+            got, expected = completeness(store, station, e, start, end, interval)
+        comp.append((e, got, expected))
+    status = status_points(store, station, start, end)
+    battery: list[Point] = [(ts, b) for ts, b, _ in status]
+    if not any(v is not None for _, v in battery):
+        battery = raw_points(store, station, "battery_voltage", start, end)
+    # the newest reading of each element by index seeks (store.latest groups the whole history)
+    latest = {e: obs for (_, e), (obs, _) in latest_many(store, [(station, e) for e in elements]).items()}
+    return PageData(
+        level, rain, store.center_alarms(station, start), comp, battery,
+        [(ts, c) for ts, _, c in status], latest,
+        newest(store, "events", station, start, end, "station, time, kind, key, received, payload",
+               "time DESC, key DESC"),
+        newest(store, "station_alarms", station, start, end,
+               "time, kind, state, value, threshold, unit, seq", "time DESC, seq DESC, kind DESC"))
