@@ -66,6 +66,20 @@ def _unix(text: str) -> float:
     return d.timestamp()
 
 
+_SECONDS: dict[str, int] = {}  # ISO text -> whole UNIX seconds: the readings' hot path, a dict lookup
+
+
+def _whole_seconds(text: str) -> int:
+    """A whole second's ISO text as UNIX seconds (kept in ``_SECONDS``); ValueError otherwise."""
+    t = _unix(text)
+    if t != int(t):
+        raise ValueError(text)
+    if len(_SECONDS) >= 65536:
+        _SECONDS.clear()
+    _SECONDS[text] = int(t)
+    return int(t)
+
+
 def unix_time(value: Any, what: str) -> float:
     """ISO 8601 text with a zone to UNIX seconds; :class:`Bad` ``bad_time`` otherwise."""
     if not isinstance(value, str):
@@ -181,15 +195,15 @@ def _series(s: Any, i: int, station: int, stamp: float) -> list[Row]:
     if element not in _ELEMENTS:
         raise Bad("unknown_element", f"{where}: element {element!r} is not in elements.csv")
     rows: list[Row] = []
-    append, unix, qualities, latest = rows.append, _unix, _QUALITIES, stamp + FUTURE_S
+    append, seconds, qualities, latest = rows.append, _SECONDS.get, _QUALITIES, stamp + FUTURE_S
     try:  # the fast path: every value well formed (a reading costs a few dict lookups)
         for v in s["values"]:
-            t = unix(v["time"])
+            text = v["time"]
+            t = seconds(text) or _whole_seconds(text)
             q, value = v["quality"], v["value"]
-            if (q not in qualities or not EPOCH_UNIX <= t <= latest or t != int(t)
-                    or not (value is None or type(value) is float)):
+            if q not in qualities or not EPOCH_UNIX <= t <= latest or not (value is None or type(value) is float):
                 raise ValueError
-            append((station, element, int(t), value, q, stamp))
+            append((station, element, t, value, q, stamp))
     except (ValueError, TypeError, KeyError, IndexError):
         return _series_checked(s["values"], where, station, element, stamp)
     return rows
