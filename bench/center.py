@@ -37,6 +37,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
 
@@ -231,15 +232,48 @@ class Worker:
             self.proc.wait(60)
 
 
-def count(url: str) -> int:
-    if url.startswith("sqlite:///"):
-        with sqlite3.connect(url[len("sqlite:///"):]) as c:
-            return int(c.execute("SELECT COUNT(*) FROM observations").fetchone()[0])
-    import psycopg
+class Probe:
+    """Reads the center's database while it works, on ONE connection and cheaply: a
+    primary-key lookup of the backlog's last reading, then one ``COUNT(*)`` (a fresh
+    connection and a full count every poll cost PostgreSQL a backend start and a scan,
+    CPU the center shares on a 2-core machine)."""
 
-    with psycopg.connect(url) as c:
-        row = c.execute("SELECT COUNT(*) FROM observations").fetchone()
-        return int(row[0]) if row else 0
+    def __init__(self, url: str) -> None:
+        if url.startswith("sqlite:///"):
+            self.conn: Any = sqlite3.connect(url[len("sqlite:///"):], isolation_level=None)
+            self.mark = "?"
+        else:
+            import psycopg
+
+            self.conn = psycopg.connect(url, autocommit=True)
+            self.mark = "%s"
+
+    def has(self, key: tuple[int, str, int]) -> bool:
+        m = self.mark
+        return self.conn.execute(f"SELECT 1 FROM observations WHERE station = {m} AND element = {m}"
+                                 f" AND time = {m}", key).fetchone() is not None
+
+    def count(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM observations").fetchone()[0])
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def stored_at(url: str, msgs: list[tuple[str, bytes]], readings: int, timeout: float) -> float:
+    """When every reading was in the database (UNIX s): the last message's last reading is
+    polled by its key, then the count confirms (several workers: until it is complete)."""
+    last = convert_all(msgs[-1:], time.time()).observations[-1]
+    probe = Probe(url)
+    try:
+        wait(lambda: probe.has((last[0], last[1], last[2])), timeout, "the last reading", step=0.01)
+        end = time.time()
+        if probe.count() < readings:  # several workers: the last message was not the last stored
+            wait(lambda: probe.count() >= readings, timeout, "every reading", step=0.01)
+            end = time.time()
+        return end
+    finally:
+        probe.close()
 
 
 def center_run(workdir: Path, url: str, port: int, msgs: list[tuple[str, bytes]], readings: int,
@@ -256,8 +290,7 @@ def center_run(workdir: Path, url: str, port: int, msgs: list[tuple[str, bytes]]
     try:
         for w in ws:
             w.start()
-        wait(lambda: count(url) >= readings, 600, "every reading stored", step=0.05)
-        end = time.time()
+        end = stored_at(url, msgs, readings, 600)
         wait(lambda: all(len(w.lines("mqtt connected")) >= 2 for w in ws), 10, "the log lines")
         start = min(w.connected_at() for w in ws)
     finally:

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import groupby
 from typing import Any
 
 from protocol.codec import EPOCH_UNIX
@@ -40,6 +42,7 @@ CommandResult = Callable[[int, int], "tuple[int, Any] | None"]  # station, id ->
 # received), an ObsRow or a plain tuple; only the first three are needed (and received if
 # present).
 _Row = Sequence[Any]
+_station_element = operator.itemgetter(0, 1)
 
 
 @dataclass(frozen=True)
@@ -119,16 +122,21 @@ class Watch:
 
     def on_batch(self, rows: Iterable[_Row]) -> None:
         """Note the readings a committed batch stored (cheap: the work is done in :meth:`tick`)."""
-        for r in rows:
-            station, element, t = int(r[0]), str(r[1]), int(r[2])
+        # a message's readings come in runs of one station and element: one step per run
+        for (sid, el), group in groupby(rows, key=_station_element):
+            run = list(group)
+            station, element = int(sid), str(el)
             key = (station, element)
+            times = [r[2] for r in run]
+            lo, hi = int(min(times)), int(max(times))
             known = self.elements.get(station)
             if known is not None:
                 known[1].add(element)
-            if len(r) > 5 and r[5] is not None and r[5] > self.seen.get(station, 0.0):
-                self.seen[station] = float(r[5])
+            got = [r[5] for r in run if len(r) > 5 and r[5] is not None]
+            if got and max(got) > self.seen.get(station, 0.0):
+                self.seen[station] = float(max(got))
             span = self.touched.get(key)
-            self.touched[key] = (t, t) if span is None else (min(span[0], t), max(span[1], t))
+            self.touched[key] = (lo, hi) if span is None else (min(span[0], lo), max(span[1], hi))
 
     def tick(self, now: float | None = None) -> dict[str, int]:
         """One pass over every station; returns counts of what changed (for logs and tests)."""
