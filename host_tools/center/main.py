@@ -54,24 +54,27 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--http", metavar="HOST:PORT",
                    help="also serve the web dashboard here, in this process (see hydrolink dashboard)")
     p.add_argument("--json", action="store_true", help="with --status: JSON")
+    p.add_argument("--exact", action="store_true",
+                   help="with --status: COUNT(*) each table (a full scan) instead of the cheap counts")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     p.add_argument("--log-format", default="text", choices=("text", "json"))
     return p
 
 
-def status(db_url: str) -> dict[str, Any]:
+def status(db_url: str, exact: bool = False) -> dict[str, Any]:
     """What ``--status`` prints: table counts, rejects by reason, each worker's counters."""
     from .store import open_store
 
     with open_store(db_url) as store:
         last = [{"received": r, "topic": t, "reason": why, "detail": d} for r, t, why, d, _ in store.rejects(5)]
-        return {"schema_version": store.schema_version(), "counts": store.counts(),
+        return {"schema_version": store.schema_version(), "counts": store.counts(exact),
+                "counts_are": store.counts_meaning(exact),
                 "rejects": store.reject_counts(), "last_rejects": last,
                 "workers": [{"worker": w, "started": s, "updated": u, **st} for w, s, u, st in store.workers()]}
 
 
 def _print_status(st: dict[str, Any]) -> None:
-    print(f"schema version {st['schema_version']}")
+    print(f"schema version {st['schema_version']}; {st['counts_are']}:")
     for name, n in st["counts"].items():
         print(f"  {name:<16} {n:>12,}")
     if st["rejects"]:
@@ -95,7 +98,7 @@ def cmd_center(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.status:
-            st = status(args.db)
+            st = status(args.db, args.exact)
             print(json.dumps(st, indent=1)) if args.json else _print_status(st)
             return 0
         if args.gaps:

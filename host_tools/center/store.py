@@ -37,7 +37,16 @@ __all__ = ["Store", "StoreError", "SchemaError", "open_store"]
 
 Clock = Callable[[], float]
 _key3 = operator.itemgetter(0, 1, 2)
+COUNTED = ("stations", "observations", "revisions", "status", "events", "station_alarms",
+           "rejects", "gaps", "center_alarms")
 _KEY = "o.station = n.station AND o.element = n.element AND o.time = n.time"
+# a station's elements by a walk down the primary key (station, element, time), one seek
+# per element, instead of grouping the station's whole history (a "loose index scan")
+_ELEMENTS_OF = (
+    "WITH RECURSIVE e (element) AS (SELECT MIN(element) FROM observations WHERE station = ?"
+    " UNION ALL SELECT (SELECT MIN(element) FROM observations WHERE station = ? AND element > e.element)"
+    " FROM e WHERE e.element IS NOT NULL)"
+)
 
 
 def open_store(url: str, *, clock: Clock = _time.time) -> Store:
@@ -261,19 +270,19 @@ class Store(WatchStoreMixin):
         ]
 
     def latest(self, station: int) -> dict[str, Obs]:
-        """The newest stored reading of each element of a station."""
+        """The newest stored reading of each element of a station (index seeks only)."""
         rows = self.db.query(
-            "SELECT o.element, o.time, o.value, o.quality, o.flags FROM observations o JOIN"
-            " (SELECT element, MAX(time) AS t FROM observations WHERE station = ? GROUP BY element) m"
-            " ON o.element = m.element AND o.time = m.t WHERE o.station = ? ORDER BY o.element",
-            (station, station),
+            _ELEMENTS_OF + " SELECT o.element, o.time, o.value, o.quality, o.flags FROM e JOIN observations o"
+            " ON o.station = ? AND o.element = e.element AND o.time = (SELECT MAX(time) FROM observations m"
+            " WHERE m.station = ? AND m.element = e.element) ORDER BY o.element",
+            (station, station, station, station),
         )
         return {e: Obs(int(t), v, q, f) for e, t, v, q, f in rows}
 
     def elements(self, station: int) -> list[str]:
-        """The elements a station has readings of, sorted."""
+        """The elements a station has readings of, sorted (index seeks only)."""
         return [r[0] for r in self.db.query(
-            "SELECT DISTINCT element FROM observations WHERE station = ? ORDER BY element", (station,)
+            _ELEMENTS_OF + " SELECT element FROM e WHERE element IS NOT NULL ORDER BY element", (station, station)
         )]
 
     def revisions(self, station: int, element: str, start: int, end: int) -> list[Revision]:
@@ -335,12 +344,36 @@ class Store(WatchStoreMixin):
         )
         return None if rows[0][0] is None else int(rows[0][0])
 
-    def counts(self) -> dict[str, int]:
-        """Row counts of the main tables (for ``--status``)."""
-        tables = ("stations", "observations", "revisions", "status", "events", "station_alarms",
-                  "rejects", "gaps", "center_alarms")
-        sql = " UNION ALL ".join(f"SELECT '{t}', COUNT(*) FROM {t}" for t in tables)
-        return {name: int(n) for name, n in self.db.query(sql)}
+    def counts(self, exact: bool = False) -> dict[str, int]:
+        """Row counts of the main tables (for ``--status``); see :meth:`counts_meaning`.
+
+        Cheap on tables of billions of rows: SQLite's highest rowid per table (one seek:
+        the rows ever inserted, which is the row count since the center deletes none),
+        PostgreSQL's planner estimate. ``exact``: ``COUNT(*)`` of each (a full scan).
+        """
+        if exact:
+            sql = " UNION ALL ".join(f"SELECT '{t}', COUNT(*) FROM {t}" for t in COUNTED)
+        elif self.dialect == "sqlite":
+            sql = " UNION ALL ".join(f"SELECT '{t}', COALESCE(MAX(rowid), 0) FROM {t}" for t in COUNTED)
+        else:
+            # rows per page at the last ANALYZE (autovacuum's) times the pages the table has now,
+            # as the planner estimates; before the first ANALYZE the statistics' live rows
+            names = ", ".join(f"'{t}'" for t in COUNTED)
+            sql = ("SELECT c.relname, CASE WHEN c.reltuples >= 0 AND c.relpages > 0 THEN"
+                   " round(c.reltuples / c.relpages * (pg_relation_size(c.oid)"
+                   " / current_setting('block_size')::bigint)) ELSE s.n_live_tup END"
+                   " FROM pg_class c JOIN pg_stat_user_tables s ON s.relid = c.oid"
+                   f" WHERE c.relname IN ({names}) AND c.relnamespace = current_schema()::regnamespace")
+        got = {name: int(n or 0) for name, n in self.db.query(sql)}
+        return {t: got.get(t, 0) for t in COUNTED}
+
+    def counts_meaning(self, exact: bool = False) -> str:
+        """What :meth:`counts` numbers are, in a few words (``--status`` prints it)."""
+        if exact:
+            return "rows counted"
+        if self.dialect == "sqlite":
+            return "rows inserted (highest rowid; the center deletes none)"
+        return "rows, PostgreSQL's estimate (pages now x rows per page at the last ANALYZE)"
 
     def reject_counts(self) -> dict[str, int]:
         """Rejected messages by reason."""

@@ -33,6 +33,9 @@ def test_store_messages_and_status(tmp_path: Path) -> None:
     st = json.loads(r.stdout)
     assert st["counts"]["observations"] == fleet.readings and st["rejects"] == {"bad_json": 2}
     assert st["counts"]["status"] == 1 and st["schema_version"] >= 2
+    assert st["counts_are"].startswith("rows inserted (highest rowid")  # the cheap count, one seek a table
+    r = run_cli("center", "--db", url, "--status", "--exact")
+    assert "; rows counted:" in r.stdout and f"{fleet.readings:,}" in r.stdout
 
 
 def test_conversion_is_pure_and_names_the_reason() -> None:
