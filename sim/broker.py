@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import shutil
 import socket
@@ -31,12 +32,12 @@ def _accepting(port: int) -> bool:
 
 
 class Broker:
-    """``kind``: "mosquitto", "amqtt" or "auto" (Mosquitto if installed)."""
+    """``kind``: "mosquitto", "amqtt" or "auto" (Mosquitto if ``mosquitto`` is on PATH)."""
 
     def __init__(self, workdir: Path, kind: str = "auto") -> None:
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
-        exe = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+        exe = shutil.which("mosquitto")  # on PATH: so a PATH without it is the embedded path
         self.kind = ("mosquitto" if exe else "amqtt") if kind == "auto" else kind
         self.exe = exe
         self.port = free_port()
@@ -74,6 +75,9 @@ class Broker:
 
     async def _amqtt_start(self) -> None:
         from amqtt.broker import Broker as AmqttBroker  # type: ignore[import-untyped,unused-ignore]
+
+        # it logs every connection that closes unspoken (the simulator's reachability probe)
+        logging.getLogger("amqtt").setLevel(logging.CRITICAL)
 
         cfg = {"listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
                "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}}

@@ -11,6 +11,7 @@ writes what arrived to a SQLite file (table ``observations``) for the plots.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import sqlite3
 import threading
@@ -72,6 +73,15 @@ class CenterSink:
             self._thread.join(10)
 
     async def _main(self) -> None:
+        try:
+            await self._serve()
+        finally:
+            # a client dropped mid-connect is freed while its loop still runs (its socket
+            # callback calls into the loop: after asyncio.run it would print a traceback)
+            gc.collect()
+            await asyncio.sleep(0)
+
+    async def _serve(self) -> None:
         while not self._stop.is_set():
             try:
                 async with aiomqtt.Client(self.host, self.port, identifier=self.client_id,

@@ -12,14 +12,16 @@ what is still queued can go; readings after the last day are not counted.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
+import signal
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -98,6 +100,40 @@ def ram_dir(stations: int) -> str | None:
     return str(d) if ok else None
 
 
+class _HeldSigint:
+    """A Ctrl-C while the run starts its services (broker, center, gateway) is held until they
+    have started, then raised: stopping a client half-connected leaves noise on stderr. While
+    the gateway spawns its forwarder SIGINT is ignored outright, as the child inherits that
+    (else a Ctrl-C while it imports, before it ignores SIGINT itself, prints its traceback).
+    Main thread only (elsewhere it does nothing)."""
+
+    def __enter__(self) -> _HeldSigint:
+        self.main = threading.current_thread() is threading.main_thread()
+        self.got = False
+        if self.main:
+            self.old = signal.signal(signal.SIGINT, self._note)
+        return self
+
+    def _note(self, *_: object) -> None:
+        self.got = True
+
+    @contextlib.contextmanager
+    def ignored(self) -> Iterator[None]:
+        if self.main:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            yield
+        finally:
+            if self.main:
+                signal.signal(signal.SIGINT, self._note)
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        if self.main:
+            signal.signal(signal.SIGINT, self.old)
+        if self.got and kind is None:
+            raise KeyboardInterrupt
+
+
 def _cached_mpy(dest: Path) -> None:
     """Compile the firmware once per machine (a cache in the temp dir), copy it for this run."""
     import getpass
@@ -133,12 +169,12 @@ class Event:
 class Fleet:
     def __init__(self, opts: Options) -> None:
         self.o = opts
+        self.specs: list[StationSpec] = fleet(opts.stations, opts.days, opts.seed, faults=opts.faults,
+                                              rain=opts.rain, storm=opts.storm)
         self.own_dir = opts.workdir is None
         self.dir = Path(tempfile.mkdtemp(prefix="hydrolink-sim-", dir=ram_dir(opts.stations))) \
             if opts.workdir is None else opts.workdir
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.specs: list[StationSpec] = fleet(opts.stations, opts.days, opts.seed, faults=opts.faults,
-                                              rain=opts.rain, storm=opts.storm)
         self.end_ms = int(opts.days * DAY_MS)
         self.until_ms = self.end_ms + int(opts.drain_h * HOUR_MS)
         rng = random.Random(f"faults:{opts.seed}")
@@ -251,25 +287,27 @@ class Fleet:
         registry = load_registry(reg_path)
         mqtt = o.mqtt
         try:
-            if mqtt is None:
-                self.broker = Broker(self.dir / "broker", o.broker)
-                self.broker.start()
-                mqtt = self.broker.url
-            host, port = _reachable(mqtt)
-            self.center = CenterSink(port, client_id=f"hydrolink-sim-center-{o.seed}-{id(self)}", host=host)
-            self.center.start()
-            from host_tools.center.receiver import Center
+            with _HeldSigint() as held:
+                if mqtt is None:
+                    self.broker = Broker(self.dir / "broker", o.broker)
+                    self.broker.start()
+                    mqtt = self.broker.url
+                host, port = _reachable(mqtt)
+                self.center = CenterSink(port, client_id=f"hydrolink-sim-center-{o.seed}-{id(self)}", host=host)
+                self.center.start()
+                from host_tools.center.receiver import Center
 
-            amqtt = self.broker is not None and self.broker.kind == "amqtt"
-            self.receiver = Center(self.store_url, mqtt, registry=reg_path, clock=self.center_clock,
-                                   protocol="3.1.1" if amqtt else "5",
-                                   client_id=f"hydrolink-sim-store-{o.seed}-{id(self)}")
-            self.receiver.start()
-            if not self.receiver.wait_connected(30):
-                raise SimError("the center receiver did not connect to the broker")
-            self.host = GatewayHost(self.dir, registry, mqtt, o.clock_error_s)
-            self.host.fleet_t = EPOCH_UNIX + T0
-            self.host.start()
+                amqtt = self.broker is not None and self.broker.kind == "amqtt"
+                self.receiver = Center(self.store_url, mqtt, registry=reg_path, clock=self.center_clock,
+                                       protocol="3.1.1" if amqtt else "5",
+                                       client_id=f"hydrolink-sim-store-{o.seed}-{id(self)}")
+                self.receiver.start()
+                if not self.receiver.wait_connected(30):
+                    raise SimError("the center receiver did not connect to the broker")
+                self.host = GatewayHost(self.dir, registry, mqtt, o.clock_error_s)
+                self.host.fleet_t = EPOCH_UNIX + T0
+                with held.ignored():
+                    self.host.start()
             self.phases["start"] = time.monotonic() - self.wall
             self._run_boards()
             self.phases["boards"] = time.monotonic() - self.wall - self.phases["start"]

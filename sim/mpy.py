@@ -71,8 +71,13 @@ def build_mpy(dest: Path, src: Path = FIRMWARE, *, modules: Iterable[str] | None
         if mpy.exists() and mpy.stat().st_mtime >= path.stat().st_mtime:
             continue
         mpy.parent.mkdir(parents=True, exist_ok=True)
-        proc = subprocess.run([tool("mpy-cross"), f"-march={arch}", "-o", str(mpy), "-s", str(rel), str(path)],
+        # compiled under another name and renamed when whole: an interrupted build leaves
+        # no truncated .mpy that the mtime check above would then take as current
+        part = mpy.with_name(f".{mpy.name}.{os.getpid()}")
+        proc = subprocess.run([tool("mpy-cross"), f"-march={arch}", "-o", str(part), "-s", str(rel), str(path)],
                               capture_output=True, text=True, check=False)
         if proc.returncode != 0:
+            part.unlink(missing_ok=True)
             raise BuildError(f"mpy-cross {rel}: {proc.stderr.strip()}")
+        os.replace(part, mpy)
     return out

@@ -194,7 +194,9 @@ class VBoard:
         pre = os.environ.get("HL_VM_PREFIX", "").split()
         proc = subprocess.Popen([*pre, tool("micropython"), "-X", f"heapsize={self.heapsize}",
                                  "-c", "import simboot"], env=env, stdout=logf,
-                                stderr=subprocess.STDOUT, cwd=self.workdir)
+                                # its own session: a Ctrl-C at the terminal is the host's to
+                                # handle (it stops the VMs); a VM whose host is gone exits
+                                stderr=subprocess.STDOUT, cwd=self.workdir, start_new_session=True)
         try:
             conn = None
             for _ in range(300):
