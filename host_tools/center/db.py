@@ -24,6 +24,7 @@ except ImportError:  # pragma: no cover - orjson is a dependency
 from .schema import Migration, migrate
 
 Params = Sequence[Any]
+SLOW_BATCHES = 20  # after a batch with a reading stored already, how many take the staged path
 
 OBS_IN = """CREATE TEMP TABLE IF NOT EXISTS obs_in (
     station BIGINT NOT NULL, element TEXT NOT NULL, time BIGINT NOT NULL,
@@ -54,9 +55,12 @@ class Database:
     distinct = "IS DISTINCT FROM"
     where = ""
 
+    unique_violation: type[Exception] | tuple[type[Exception], ...] = ()
+
     def __init__(self) -> None:
         self._depth = 0
         self._staged = False
+        self._slow_batches = 0
 
     def query(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
         """Run a read and return all rows."""
@@ -76,6 +80,30 @@ class Database:
 
     def prepare(self) -> None:
         """Create the session's temp table ``obs_in`` (after the schema exists)."""
+        raise NotImplementedError
+
+    def insert_all_new(self, rows: Sequence[Row]) -> bool:
+        """Station readings that are all new (the usual case) in one bulk write: True if
+        every row went in; False, with nothing changed, if a key is stored already or
+        comes twice (the caller then takes the staged path, and so do the next
+        ``SLOW_BATCHES`` batches: a redelivered backlog does not pay twice). Inside a
+        transaction."""
+        if self._slow_batches > 0:
+            self._slow_batches -= 1
+            return False
+        self.execute("SAVEPOINT hydrolink_new")
+        try:
+            ok = self._insert_all(rows)
+        except self.unique_violation:
+            ok = False
+        if not ok:
+            self.execute("ROLLBACK TO SAVEPOINT hydrolink_new")
+            self._slow_batches = SLOW_BATCHES
+        self.execute("RELEASE SAVEPOINT hydrolink_new")
+        return ok
+
+    def _insert_all(self, rows: Sequence[Row]) -> bool:
+        """Insert ``rows`` into ``observations`` as station data; True if all went in."""
         raise NotImplementedError
 
     def insert_new(self, rows: Sequence[Row], source: str) -> int:
@@ -201,6 +229,9 @@ class SqliteDB(Database):
     def insert_new(self, rows: Sequence[Row], source: str) -> int:
         # straight from the JSON into the table: the temp table only when something conflicted
         return self.conn.execute(INSERT_NEW.format(src=_JSON_ROWS), (source, _dumps(rows))).rowcount
+
+    def _insert_all(self, rows: Sequence[Row]) -> bool:
+        return self.insert_new(rows, "station") == len(rows)
 
     def prepare(self) -> None:
         self.execute(OBS_IN.format(real="REAL"))

@@ -20,7 +20,6 @@ from .model import Row
 
 _PLACEHOLDER = re.compile(r"\?")
 SCHEMA_LOCK = 0x6879_6472  # "hydr": the advisory lock key held while migrating
-SLOW_BATCHES = 20  # after a batch with a reading stored already, how many take the staged path
 _COPY_TYPES = ["int8", "text", "int8", "float8", "text", "float8"]
 
 
@@ -37,11 +36,11 @@ class PostgresDB(Database):
     """One psycopg connection to a PostgreSQL database."""
 
     dialect = "postgresql"
+    unique_violation = psycopg.errors.UniqueViolation
 
     def __init__(self, url: str) -> None:
         super().__init__()
         self.where = _where(url)
-        self._slow_batches = 0
         try:
             # keepalives and a TCP user timeout: a server that vanished is noticed in seconds,
             # not when the kernel gives up on the socket
@@ -74,22 +73,10 @@ class PostgresDB(Database):
             for r in rows:
                 copy.write_row(r)
 
-    def insert_new(self, rows: Sequence[Row], source: str) -> int:
-        # New readings (the usual case) are copied straight into the table, as fast as a bare
-        # COPY; if one is stored already, the savepoint undoes the copy and the staged path
-        # (temp table + ON CONFLICT) runs, and keeps running for the next few batches.
-        if source != "station" or not self._depth or self._slow_batches > 0:
-            self._slow_batches = max(0, self._slow_batches - 1)
-            return super().insert_new(rows, source)
-        self.conn.execute("SAVEPOINT hydrolink_copy")
-        try:
-            self._copy("observations", rows)
-        except psycopg.errors.UniqueViolation:
-            self.conn.execute("ROLLBACK TO SAVEPOINT hydrolink_copy")
-            self._slow_batches = SLOW_BATCHES
-            return super().insert_new(rows, source)
-        self.conn.execute("RELEASE SAVEPOINT hydrolink_copy")
-        return len(rows)
+    def _insert_all(self, rows: Sequence[Row]) -> bool:
+        # as fast as a bare COPY; a key stored already (or twice) fails it with UniqueViolation
+        self._copy("observations", rows)
+        return True
 
     def _lock_schema(self) -> None:
         self.query("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK,))

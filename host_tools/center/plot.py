@@ -117,6 +117,14 @@ def drawable(text: str) -> str:
     return " ".join(kept.split())
 
 
+def _rc() -> Any:
+    """Print-size fonts and the family list of :func:`_fonts` (for drawing AND for saving:
+    the generic family is looked up when the text is rendered)."""
+    family, _ = _fonts()
+    return {"font.size": 15, "axes.titlesize": 17, "axes.labelsize": 15, "xtick.labelsize": 13,
+            "ytick.labelsize": 13, "legend.fontsize": 12, "font.family": "sans-serif", "font.sans-serif": family}
+
+
 def figure(panels: Sequence[Panel], start: int, end: int, tz: zoneinfo.ZoneInfo) -> tuple[Any, list[Any]]:
     """Draw the panels; returns (figure, [(rain axes, level axes) per panel])."""
     import matplotlib
@@ -126,11 +134,7 @@ def figure(panels: Sequence[Panel], start: int, end: int, tz: zoneinfo.ZoneInfo)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    family, _ = _fonts()
-    rc: dict[str, Any] = {"font.size": 15, "axes.titlesize": 17, "axes.labelsize": 15, "xtick.labelsize": 13,
-          "ytick.labelsize": 13, "legend.fontsize": 12, "font.family": "sans-serif",
-          "font.sans-serif": family}
-    with matplotlib.rc_context(rc):  # type: ignore[arg-type]  # literal keys
+    with matplotlib.rc_context(_rc()):
         n = len(panels)
         height = 0.9 + 6.0 * n
         fig = Figure(figsize=(11.7, height), dpi=120)
@@ -278,8 +282,11 @@ def load_panel(store: Any, station: int, start: int, end: int) -> Panel:
 
 def save(fig: Any, out: str) -> None:
     """Write the figure as PNG; :class:`ViewError` if the file cannot be written."""
+    import matplotlib
+
     try:
-        fig.savefig(out, format="png", dpi=fig.dpi)
+        with matplotlib.rc_context(_rc()):
+            fig.savefig(out, format="png", dpi=fig.dpi)
     except OSError as e:
         raise ViewError(f"cannot write {out}: {e.strerror or e}") from None
 

@@ -132,6 +132,11 @@ class Store(WatchStoreMixin):
         ``who``/``why`` name a person's change (QC); None is station data, which does
         not override a value a person corrected. One transaction (or joins the caller's).
         """
+        rows = rows if isinstance(rows, list) else list(rows)
+        if who is None and rows:
+            with self.db.transaction():
+                if self.db.insert_all_new(rows):  # all new: no key twice, nothing to compare
+                    return UpsertResult(len(rows))
         passes, repeats = _passes(rows)
         result = UpsertResult(duplicates=repeats)
         if not passes:

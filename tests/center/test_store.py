@@ -161,7 +161,7 @@ def test_values_are_stored_bit_exact(store: Store) -> None:
 
 
 def test_mixed_batches_after_fast_path(store: Store) -> None:
-    """PostgreSQL copies new readings straight into the table and falls back when one is there
+    """New readings go in by one bulk write (SQLite INSERT from JSON, PostgreSQL COPY) and fall back when one is there
     already; whichever path a batch takes, the counts and rows are the same."""
     store.upsert_observations(rows(1001, "rain", 10))
     r = store.upsert_observations(rows(1001, "rain", 20))  # 10 stored already, 10 new
