@@ -55,11 +55,13 @@ def test_wheel_holds_every_package_and_data_file(wheel: Path) -> None:
 def test_installed_wheel_finds_its_data(wheel: Path, tmp_path: Path) -> None:
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
-    code = ("import host_tools, host_tools.center.waterml as w, host_tools.dashboard.web as d, protocol.elements as e;"
-            "print(host_tools.__file__);"
-            "assert (w.SCHEMAS / 'schemas.opengis.net/waterml/2.0/waterml2.xsd').is_file();"
-            "assert (d.TEMPLATES / 'base.html').is_file() and e.TABLE.is_file()")
-    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
-                       env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}, timeout=120)
+    checks = ["import host_tools, host_tools.center.waterml as w, host_tools.dashboard.web as d",
+              "import protocol.elements as e",
+              "print(host_tools.__file__)",
+              "assert (w.SCHEMAS / 'schemas.opengis.net/waterml/2.0/waterml2.xsd').is_file()",
+              "assert (d.TEMPLATES / 'base.html').is_file() and e.TABLE.is_file()"]
+    env = {"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}  # the unpacked wheel, not the work tree
+    r = subprocess.run([sys.executable, "-c", "; ".join(checks)], cwd=tmp_path, capture_output=True,
+                       text=True, env=env, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip().startswith(str(site))  # the wheel's copy, not the work tree's
