@@ -91,7 +91,7 @@ def usec(fn, n=1000):
         best = d if best is None or d < best else best
     return best
 
-print("fast", int(frame._FAST))
+print("fast", int(frame.OK))
 print("frame_len", len(raw))
 print("wire_len", report_wire())
 for name, fn in (("report", report), ("report_wire", report_wire), ("crc", crc),
@@ -156,7 +156,7 @@ def main() -> int:
             print(e, file=sys.stderr)
             return 1
     if fast["fast"] != [1.0] or slow["fast"] != [0.0]:
-        print(f"frame._FAST: {fast['fast']} with sha256, {slow['fast']} without",
+        print(f"frame.OK: {fast['fast']} with sha256, {slow['fast']} without",
               file=sys.stderr)
         return 1
     print(f"board codec on the MicroPython VM (unix port, .mpy, heap 128K): hourly report "
