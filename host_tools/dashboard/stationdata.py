@@ -31,7 +31,7 @@ INTERVAL_ELEMENTS = ("water_level", "rain", "discharge")
 _RANGE = "station = ? AND element = ? AND time >= ? AND time <= ?"
 
 
-def _agg(store: Store, *cols: str) -> str:
+def _agg(store: Store, *cols: str) -> str:  # for packing inside a statement (packed: around it)
     if store.dialect == "sqlite":
         return f"json_group_array(json_array({', '.join(cols)}))"
     return f"json_agg(json_build_array({', '.join(cols)}))"

@@ -42,9 +42,12 @@ def _table(ctx: Ctx) -> tuple[str, bytes, int]:
     snap = cache.get()
     key = (snap.digest, ctx.session.lang)
     html = cache.renders.get(key)
-    if html is None:
-        html = ctx.dash.env.get_template("_overview_table.html").render(
-            t=ctx.t, rows=snap.rows, labels=LABEL_KEY).encode()
+    if html is None:  # each row rendered once while it stays the same (most do, 2 s later)
+        row = ctx.dash.env.get_template("_overview_row.html")
+        t, lang = ctx.t, ctx.session.lang
+        body = "".join(cache.row_html(r, lang, lambda r: row.render(t=t, r=r, labels=LABEL_KEY))
+                       for r in snap.rows)
+        html = ctx.dash.env.get_template("_overview_table.html").render(t=t, body=body).encode()
         cache.renders[key] = html
     return snap.digest, html, len(snap.rows)
 
