@@ -4,7 +4,7 @@ Python's sqlite3 gives up and takes back the GIL for every row it steps: with tw
 requests in flight each take-back can wait for a switch interval, so a page that read its
 288-8,640 readings row by row spent most of its time waiting. Here SQLite packs a whole
 series into one JSON text (``json_group_array``; PostgreSQL's ``json_agg``, which psycopg
-hands back as lists), and for spans longer than the chart is wide it also thins it: per
+hands back as lists), and for spans of more than four readings a pixel it also thins it: per
 pixel column the first, lowest, highest and last reading (what
 :func:`~host_tools.dashboard.charts.thin` keeps), so a 30-day page reads ~3,300 values,
 not 17,000. Rain comes summed into the chart's bins. No read grows with the history
@@ -55,9 +55,10 @@ def raw_points(store: Store, station: int, element: str, start: int, end: int) -
 def level_line(store: Store, station: int, element: str, start: int, end: int,
                columns: int, interval_s: int) -> Line:
     """The series as the chart draws it: every reading while the span holds no more than
-    one per pixel column, else each column's first, lowest, highest and last (thinned in
-    SQL; a column with a missing value breaks the line there)."""
-    if (end - start) // max(1, interval_s) <= columns:
+    four per pixel column (7 d: 2,016 in 820 columns; the chart keeps them all), else each
+    column's first, lowest, highest and last (thinned in SQL; a column with a missing value
+    breaks the line there)."""
+    if (end - start) // max(1, interval_s) <= 4 * columns:
         return Line.of(raw_points(store, station, element, start, end))
     one = f"FROM observations WHERE {_RANGE} AND value IS NOT NULL ORDER BY time"
     rows = store.db.query(
