@@ -115,11 +115,15 @@ def station_day(store: Any, meta: Any, day: dt.date) -> StationDay:
     for a in store.center_alarms(sid, start, end):
         row.alarms_raised += start < a.raised <= end
         row.alarms_cleared += a.cleared is not None and start < a.cleared <= end
+    # a station repeats an ongoing alarm as "active" every interval: one episode is one raise
+    # (an "active" with no alarm of its kind before counts too: its "raised" frame was lost)
+    in_alarm = {sa.kind: sa.state != "cleared" for sa in store.alarms_received(sid, 0, start)}
     for sa in store.alarms_received(sid, start + 1, end):
-        if sa.state in ("cleared", "normal", "inactive"):
+        if sa.state == "cleared":
             row.alarms_cleared += 1
-        else:
+        elif sa.state == "raised" or not in_alarm.get(sa.kind):
             row.alarms_raised += 1
+        in_alarm[sa.kind] = sa.state != "cleared"
     return row
 
 

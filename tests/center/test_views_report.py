@@ -30,6 +30,21 @@ def _extra(store: Store) -> None:
     store.set_gap(Gap(1001, "water_level", vd.GAP[0], vd.GAP[-1], "requested", 5, d0 + 40000))
 
 
+def test_report_counts_an_alarm_episode_once(store: Store, tmp_path: Path) -> None:
+    """A station repeats an ongoing alarm as "active" every interval: the morning report counts
+    one raise per episode, and an alarm raised the day before and still active is no new raise."""
+    vd.fill(store, tmp_path)
+    meta = {m.station: m for m in store.stations()}[1001]
+    base = station_day(store, meta, vd.DAY)
+    d0, states = vd.D0, ["active"] * 3 + ["cleared", "raised"] + ["active"] * 2
+    rows = [StationAlarm(1001, d0 - 3600, 1, "level_high", "raised", 70.2, 70.0, "m", None, d0 - 3599)]
+    rows += [StationAlarm(1001, d0 + 600 * (i + 1), 2 + i, "level_high", st, 70.3, 70.0, "m", None, d0 + 600 * (i + 1))
+             for i, st in enumerate(states)]
+    store.store_batch(Batch(alarms=rows))
+    r = station_day(store, meta, vd.DAY)
+    assert (r.alarms_raised - base.alarms_raised, r.alarms_cleared - base.alarms_cleared) == (1, 1)
+
+
 def test_report_numbers(store: Store, tmp_path: Path) -> None:
     vd.fill(store, tmp_path)
     _extra(store)
