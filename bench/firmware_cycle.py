@@ -51,6 +51,7 @@ import station  # the runtime: station and everything it imports
 gc.collect()
 print("code", gc.mem_alloc() - a0)
 import config, frame, sampler, sensors, alarms
+from report import encode_report
 from store import Store
 
 class Dev:  # littlefs2 over an image file, as boards/simboot.py
@@ -125,7 +126,7 @@ def record(n):
         record_cycle(rec_t[0])
 
 def enc(b, seq, series, dropped):
-    return frame.encode_report(b, frame.DATA, 7, seq, rec_t[0] + 5, key, series, dropped, None, 0)
+    return encode_report(b, frame.DATA, 7, seq, rec_t[0] + 5, key, series, dropped, None, 0)
 
 built = []
 

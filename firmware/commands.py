@@ -10,6 +10,7 @@ import frame
 import power
 import sampler
 import sensors
+from report import encode_report
 
 _REC = const(16)  # store.py's record size and records per segment (its layout)
 _PER = const(256)
@@ -140,7 +141,7 @@ def report(app):
     flags = app.flags()
 
     def enc(buf, seq):
-        return frame.encode_report(buf, frame.TEST, app.station, seq, t, app.key,
+        return encode_report(buf, frame.TEST, app.station, seq, t, app.key,
                                    series, 0, None, flags)
 
     app.uplink.send_event(frame.TEST, enc)

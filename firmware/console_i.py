@@ -167,6 +167,7 @@ def send(app):
     # send test: a test report of the current values, as commands.report
     # (not imported for it: its names would cost one more qstr pool)
     import frame
+    import report
     b = app.board
     t = app.uplink.now()
     series = []  # type: list
@@ -180,7 +181,7 @@ def send(app):
     flags = app.flags()
 
     def enc(buf, seq):
-        return frame.encode_report(buf, frame.TEST, app.station, seq, t, app.key, series, 0, None, flags)
+        return report.encode_report(buf, frame.TEST, app.station, seq, t, app.key, series, 0, None, flags)
 
     app.uplink.send_event(frame.TEST, enc)
 

@@ -1,49 +1,46 @@
-# hydrolink board frame layer (protocol/SPEC.md v1): 13-byte header, CBOR
-# body, HMAC-SHA256 tag (8 bytes), CRC-32; COBS byte stuffing and a
-# deframer; delta-coded values (§5.2) and quality runs (§5.3); the encoders
-# of the frames a station sends (report, status, result) and the decoder,
-# in the order of §9, of the frames it receives (ACK, command).
+# hydrolink board frame layer (protocol/SPEC.md v1): the raw frame - the
+# 13-byte header, the HMAC-SHA256 tag (8 bytes) and the CRC-32 - the small
+# bodies a station sends (status, result: the generic CBOR encoder), and the
+# decoder, in the order of §9, of the frames it receives (ACK, command).
+# COBS byte stuffing and the deframer of a byte stream (§2). Report bodies
+# (§5, the hot path) are report.py, which builds on this module (split off
+# at 553 lines). One module split off, not two (COBS and the deframer on
+# their own): each costs two qstrs (its name and file: see console.py), and
+# on the sim board a third module and uplink's name for it put 0.3 KB more
+# on the live heap at boot (91,200 -> 91,520 B; the one split: +160 B).
 #
 # What a station never does - encode ACK/command frames, decode reports,
 # status and results, keep a replay window - is in frame_full.py, which
-# only the vector harness and the tests import: on the 64-bit VM this
-# module took 17.4 KB of heap with it, 12.6 KB without (gc.mem_alloc()
-# around the import of the .mpy), and the station's whole heap is 128 KB.
-# Split no further: the report encoder as a module of its own (report.py)
-# raised the live heap at boot by 1.3 KB on the sim board (91,392 -> 92,672
-# B), with COBS and the deframer as a third 1.5 KB, and the 30-day peak past
-# its aim (98,624 B > 96 KiB): measured, not guessed; each module is also
-# two more qstrs (its name and file) in a pool with 4 names to spare.
+# only the vector harness and the tests import: on the 64-bit VM the codec
+# took 17.4 KB of heap with it, 12.6 KB without (gc.mem_alloc() around the
+# import of the .mpy), and the station's whole heap is 128 KB.
 #
 # Board body model (what the encoders take and decode() returns):
-#   report  (series, dropped, alarms, flags)
-#           series: (element, interval, start, values, quality)
-#             values: ints, None where quality is missing/fault
-#             quality: None (all good) or one code per value
-#           alarms: [kind, state, value, threshold(, window)]
-#   status  {key: value} with the integer keys of §8; counters {id: n}
+#   report  (series, dropped, alarms, flags): report.py
+#   status  {key: value} with the integer keys of §8; counters {id: n};
+#           13: the console's changes [[time, text], ...] (console.log)
 #   result  [[id, code(, detail)], ...]
 #   ack     (acks, commands); commands: [[id, op(, args)], ...]
 #   command commands
 # A frame is (type, station, seq, time, body).
 #
-# The report encoder is the board's hot path: it writes into the caller's
-# preallocated buffer (pass a memoryview over a bytearray) and allocates
-# only one memoryview slice (and, on a 32-bit board, the CRC when it is
-# >= 2**30: binascii.crc32 returns a big int then). The HMAC is sha256.py's
-# viper code, which allocates nothing per tag; where that module cannot run
-# (no native emitter, .mpy for another arch, self-test fails) the tag falls
-# back on hashlib: 2 hash objects + 2 digests, 448 B on the unix VM.
+# _finish allocates one memoryview slice (and, on a 32-bit board, the CRC
+# when it is >= 2**30: binascii.crc32 returns a big int then). The HMAC is
+# sha256.py's viper code, which allocates nothing per tag; where that
+# module cannot run (no native emitter, .mpy for another arch, self-test
+# fails) the tag falls back on hashlib: 2 hash objects + 2 digests, 448 B on
+# the unix VM.
 from micropython import const
 import binascii
 import hashlib
 import struct
-from cbor import FrameError, Malformed, Oversize, head, put, put_int
+from cbor import FrameError, Malformed, Oversize, put
 from cbor import decode as cbor_decode
 
 try:
     # OK: sha256.py's viper HMAC runs here (its self-test passed). Its own
-    # names, not aliases: each global name is a qstr (two fewer in the pool)
+    # names, not aliases: each global name is a qstr, and these two pay
+    # for report.py's module name and file name
     from sha256 import OK, Hmac
 except (ImportError, SyntaxError, ValueError, NotImplementedError):
     # no native emitter (SyntaxError from source), .mpy for another arch
@@ -65,12 +62,6 @@ MIN_FRAME = const(26)
 MAX_FRAME = const(1024)
 MAX_WIRE = const(1029)  # COBS of MAX_FRAME; a wire buffer needs one more for the 0x00
 
-MISSING = const(3)
-FAULT = const(4)
-
-_MAX_INTERVAL = const(2678400)  # 31 days
-_I32_MIN = const(-0x80000000)
-_I32_MAX = const(0x7FFFFFFF)
 _U32_MAX = const(0xFFFFFFFF)
 _MAX_STATION = const(0x3FFFFFFF)  # station ids 1 .. 2^30-1 (SPEC §2)
 
@@ -131,7 +122,7 @@ class Key:
         return t
 
 
-# ---- COBS --------------------------------------------------------------------
+# ---- COBS and the deframer (§2) ---------------------------------------------
 
 
 def cobs_encode(src, n, dst, d=0):
@@ -245,99 +236,7 @@ class Deframer:
         return self._n
 
 
-# ---- values (§5.2) and quality (§5.3) ---------------------------------------
-
-
-def _varint(buf, p, t):
-    while t > 0x7F:
-        buf[p] = (t & 0x7F) | 0x80
-        t >>= 7
-        p += 1
-    buf[p] = t
-    return p + 1
-
-
-def put_values(buf, p, vals, q, n):
-    # values of one series as a CBOR bstr at p. The bstr head is guessed to
-    # be one byte (n < 24 bytes, an hourly series) and moved up if not
-    s = p + 1
-    d = s
-    if n:
-        prev = 0  # leading no-value slots carry the first real value
-        for i in range(n):
-            if q is None or (q[i] != MISSING and q[i] != FAULT):
-                prev = vals[i]
-                break
-        run = 0
-        for i in range(n):
-            if q is None:
-                v = vals[i]
-            else:
-                c = q[i]
-                if c == MISSING or c == FAULT:
-                    v = prev
-                elif 0 <= c <= 6:
-                    v = vals[i]
-                else:
-                    raise ValueError("quality code")
-            if type(v) is not int or v < _I32_MIN or v > _I32_MAX:
-                raise ValueError("value")
-            if i == 0:
-                d = _varint(buf, d, (v << 1) if v >= 0 else ((-v << 1) - 1))
-            else:
-                dv = v - prev
-                if dv == 0:
-                    run += 1
-                else:
-                    if run:
-                        d = _varint(buf, d, (run << 1) - 1)  # one odd token per zero run
-                        run = 0
-                    d = _varint(buf, d, (dv << 2) if dv > 0 else ((-dv << 2) - 2))
-            prev = v
-        if run:
-            d = _varint(buf, d, (run << 1) - 1)
-    ln = d - s
-    if ln < 24:
-        buf[p] = 0x40 | ln
-        return d
-    sh = 1 if ln < 0x100 else 2
-    if d + sh > len(buf):
-        raise Oversize("buffer")
-    for i in range(d - 1, s - 1, -1):
-        buf[i + sh] = buf[i]
-    head(buf, p, 0x40, ln)
-    return d + sh
-
-
-def quality_runs(q, n):
-    # number of [start, count, code] runs for the non-good codes
-    runs = 0
-    prev = 0
-    for i in range(n):
-        c = q[i]
-        if c and c != prev:
-            runs += 1
-        prev = c
-    return runs
-
-
-def put_quality(buf, p, q, n, runs):
-    p = head(buf, p, 0x80, 3 * runs)
-    i = 0
-    while i < n:
-        c = q[i]
-        j = i + 1
-        while j < n and q[j] == c:
-            j += 1
-        if c:
-            p = head(buf, p, 0, i)
-            p = head(buf, p, 0, j - i)
-            p = head(buf, p, 0, c)
-        i = j
-    return p
-
-
-# ---- encoders ----------------------------------------------------------------
+# ---- header, tag and CRC; the small bodies -------------------------------------
 
 
 def _header(buf, ft, station, seq, time):
@@ -363,77 +262,6 @@ def _finish(buf, p, key):
     # CRC over header+body, then continued over the tag: one slice, not two
     struct.pack_into(">I", buf, p + TAG_LEN, binascii.crc32(t, binascii.crc32(m)))
     return n
-
-
-def _series(buf, p, time, s):
-    el, iv, start, vals, q = s
-    if type(el) is not int or el < 0 or el > _U32_MAX:
-        raise ValueError("element")
-    if type(iv) is not int or iv < 1 or iv > _MAX_INTERVAL:
-        raise ValueError("interval")
-    k = time - time % iv - start
-    if k % iv:
-        raise ValueError("start off interval")
-    if k // iv > _U32_MAX or k // iv < -_U32_MAX:
-        raise ValueError("start too far")
-    n = len(vals)
-    runs = 0
-    if q is not None:
-        if len(q) != n:
-            raise ValueError("quality length")
-        runs = quality_runs(q, n)
-    p = head(buf, p, 0x80, 5 if runs else 4)
-    p = put_int(buf, p, el)
-    p = put_int(buf, p, iv)
-    p = put_int(buf, p, k // iv)
-    p = put_values(buf, p, vals, q, n)
-    if runs:
-        p = put_quality(buf, p, q, n, runs)
-    return p
-
-
-def encode_report(buf, ft, station, seq, time, key, series, dropped=0, alarms=None, flags=0):
-    # raw frame into buf (a memoryview over a bytearray); returns its length
-    if ft != DATA and ft != ALARM and ft != TEST:
-        raise ValueError("report type")
-    na = len(alarms) if alarms else 0
-    if ft == ALARM and not na:
-        raise ValueError("alarm frame without alarms")
-    _header(buf, ft, station, seq, time)
-    nk = 1
-    if dropped:
-        nk += 1
-    if na:
-        nk += 1
-    if flags:
-        nk += 1
-    try:
-        p = head(buf, HEADER, 0xA0, nk)
-        buf[p] = 1
-        p = head(buf, p + 1, 0x80, len(series))
-        for s in series:
-            p = _series(buf, p, time, s)
-        if dropped:
-            buf[p] = 2
-            p = head(buf, p + 1, 0, dropped)
-        if na:
-            buf[p] = 3
-            p = head(buf, p + 1, 0x80, na)
-            for a in alarms:
-                la = len(a)
-                if (la != 4 and la != 5) or not 1 <= a[0] <= 5 or not 0 <= a[1] <= 2:
-                    raise ValueError("alarm")
-                if (la == 5) != (a[0] == 1 or a[0] == 3) or (la == 5 and a[4] < 0):
-                    raise ValueError("alarm window")
-                p = head(buf, p, 0x80, la)
-                for x in a:
-                    p = put_int(buf, p, x)
-        if flags:
-            buf[p] = 4
-            p = head(buf, p + 1, 0, flags)
-    except IndexError:
-        raise Oversize("frame")
-    return _finish(buf, p, key)
 
 
 def _body(buf, ft, station, seq, time, key, obj):

@@ -4,16 +4,16 @@
 # decoders of reports, status and results, the generic encoder of any
 # decoded frame, and the gateway's replay window (§6). The vector harness
 # (tests/vm_vectors.py) and the board-codec tests import this module in
-# place of frame: every public name of frame is here too.
+# place of frame: every public name of frame and report is here too.
 from micropython import const
 from cbor import FrameError, Malformed, Oversize  # noqa: F401
 from frame import (  # noqa: F401
-    ACK, ALARM, COMMAND, DATA, FAULT, HEADER, MAX_FRAME, MAX_WIRE, MIN_FRAME, MISSING, RESULT,
-    STATUS, TAG_LEN, TEST, VERSION, BadCrc, BadTag, Deframer, Key, Truncated, UnknownVersion,
-    _body, _dcmd, _list, _uint, body_map, cobs_decode, cobs_encode, decode_down, encode_report,
-    encode_result, encode_status, put_quality, put_values, quality_runs, wrap,
+    ACK, ALARM, COMMAND, DATA, HEADER, MAX_FRAME, MAX_WIRE, MIN_FRAME, RESULT, STATUS, TAG_LEN, TEST,
+    VERSION, BadCrc, BadTag, Key, Truncated, UnknownVersion, _body, _dcmd, _list, _uint, body_map,
+    decode_down, encode_result, encode_status, Deframer, cobs_decode, cobs_encode, wrap,
 )
 from frame import decode as _decode
+from report import FAULT, MISSING, encode_report, put_quality, put_values, quality_runs  # noqa: F401
 
 _MAX_INTERVAL = const(2678400)  # 31 days
 _MAX_VALUES = const(4096)  # per series and per report on decode: run tokens can claim 2^34

@@ -247,9 +247,12 @@ class Station:
             return
         up = self.uplink
         flags = self.flags()
+        # here, not a global: one more name in this module's dict put 1.3 KB
+        # on the live heap at boot (measured: 91,040 -> 92,320 B on the sim board)
+        import report
 
         def enc(buf, seq, series, dropped):
-            return frame.encode_report(buf, frame.ALARM, self.station, seq, self.uplink.now(),
+            return report.encode_report(buf, frame.ALARM, self.station, seq, self.uplink.now(),
                                        self.key, series, dropped, al, flags)
 
         up.send_records(frame.ALARM, enc)

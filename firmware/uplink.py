@@ -20,6 +20,7 @@ from micropython import const
 import asyncio
 import frame
 import power
+import report
 
 _NONE = const(0)
 _REBOOT_TRIES = const(3)
@@ -220,7 +221,7 @@ class Uplink:
 
     def _enc(self, buf, seq, series, dropped):
         # a data frame; self._bf: the backfill flag (SPEC §5.4) of this one
-        return frame.encode_report(buf, frame.DATA, self.station, seq, self.now(),
+        return report.encode_report(buf, frame.DATA, self.station, seq, self.now(),
                                    self.key, series, dropped, None, self.app.flags() | self._bf)
 
     # ---- receiving ---------------------------------------------------------

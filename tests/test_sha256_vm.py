@@ -10,7 +10,7 @@ loads it) and from source (the VM's own native emitter). The oracle is CPython's
   (0..200 bytes: shorter than, equal to and longer than the block) and messages, whole,
   truncated to 8 bytes, and over a prefix of a larger buffer (``n``);
 - no heap allocation per call after warm-up (``gc.mem_alloc()`` around 100 calls with
-  the collector off), on a 128 KB heap; and ``frame.encode_report`` + ``frame.wrap``
+  the collector off), on a 128 KB heap; and ``report.encode_report`` + ``frame.wrap``
   allocate <= 256 bytes per frame; an ``n`` past the end of the message raises;
 - ``frame.Key`` falls back on ``hashlib`` (same tags) when ``sha256`` does not import
   (an ``.mpy`` built for the ESP32) or fails its self-test.
@@ -103,6 +103,7 @@ ALLOC_VM = r"""
 import gc
 import sha256
 import frame
+import report
 big = bytearray(bytes(range(256)) * 4)
 mv = memoryview(big)
 out8 = bytearray(8)
@@ -144,7 +145,7 @@ series = [(1, 300, S, [0] * 12, None),
 buf = memoryview(bytearray(frame.MAX_FRAME))
 wire = bytearray(frame.MAX_WIRE + 1)
 def enc():
-    frame.wrap(buf, frame.encode_report(buf, 1, 1001, 42, T, fk, series), wire)
+    frame.wrap(buf, report.encode_report(buf, 1, 1001, 42, T, fk, series), wire)
 print("frame", per_call(enc) - base)
 for name, fn in (("bounds_tag", lambda: key.tag_into(b"abc", out8, 4)),
                  ("bounds_sha", lambda: sha256.digest_into(b"", out8, 1))):
@@ -156,7 +157,7 @@ for name, fn in (("bounds_tag", lambda: key.tag_into(b"abc", out8, 4)),
 """
 
 
-MODULES = ("sha256.py", "frame.py", "cbor.py")  # what these checks import
+MODULES = ("sha256.py", "frame.py", "report.py", "cbor.py")  # what these checks import
 
 
 @pytest.fixture(scope="module")
