@@ -251,7 +251,10 @@ class VBoard:
                 conn.sendall(B_FMT.pack(self.t0 + self.rtc_offset_s, cause, self._rng.randrange(1, 2**31)))
                 conn.sendall(self._reply(self.vms))
             elif kind == b"I":
-                (dt,) = struct.unpack("<I", data)
+                (dt,) = struct.unpack_from("<I", data)
+                if len(data) >= 8:  # the firmware fed its watchdog since its last message
+                    (self.wdt_ms,) = struct.unpack_from("<I", data, 4)
+                    self._wdt_due = self.vms + self.wdt_ms
                 target = self.vms + dt
                 if self.console is not None:  # paced while a technician types (sim/console_pty.py)
                     target = self.console.pace(self.vms, min(target, self._next_event(), until_ms))
@@ -281,7 +284,7 @@ class VBoard:
             elif kind == b"R":
                 el, t, v, q = struct.unpack("<BIiB", data)
                 self.traces.append(Trace(el, t, None if q in (3, 4) else v, q))
-            elif kind == b"D":
+            elif kind == b"D":  # a feed just before a hang (an idle carries the others)
                 (self.wdt_ms,) = struct.unpack("<I", data)
                 self._wdt_due = self.vms + self.wdt_ms
             elif kind == b"B":
