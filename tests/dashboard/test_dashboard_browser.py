@@ -188,7 +188,15 @@ def test_dashboard_in_chromium(site: Site, browser: object, tmp_path: Path) -> N
     # the station page's chart shows the stored series
     alarm_station = next(s for s, st in want.items() if st == "alarm")
     d.find_element(By.CSS_SELECTOR, f'a[href="/station/{alarm_station}"]').click()
-    wait_for(lambda: d.find_elements(By.CSS_SELECTOR, "#chart svg") != [], 20, "station page")
+    def loaded(css: str) -> bool:
+        """The new page, parsed to the end, has ``css`` (a page half parsed may not yet)."""
+        try:
+            return (d.execute_script("return document.readyState") == "complete"
+                    and d.find_elements(By.CSS_SELECTOR, css) != [])
+        except StaleElementReferenceException:
+            return False
+
+    wait_for(lambda: loaded("#chart svg"), 20, "station page")
     series = d.find_element(By.CSS_SELECTOR, 'g[data-series="water_level"]')
     store = open_store(site.db)
     try:
@@ -213,13 +221,18 @@ def test_dashboard_in_chromium(site: Site, browser: object, tmp_path: Path) -> N
 
     # an operator acknowledges the alarm on the alarms page
     d.find_element(By.LINK_TEXT, "告警").click()
-    wait_for(lambda: d.find_elements(By.ID, "active-alarms") != [], 20, "alarms page")
+    wait_for(lambda: loaded("#active-alarms tr[data-alarm]"), 20, "alarms page")
     row = d.find_element(By.CSS_SELECTOR, "#active-alarms tr[data-alarm]")
     alarm = int(row.get_attribute("data-alarm") or 0)
     row.find_element(By.CSS_SELECTOR, ".ack-button").click()
-    def acked() -> bool:  # the click navigates: the old page's cell goes stale
+    def acked() -> bool:
+        # The click navigates: this may look at the old page (its cell goes stale, or says
+        # no one yet), at a blank one, or at the new one half parsed (no such cell yet:
+        # find_element raised NoSuchElementException there, 1 run in 15). Every state on
+        # the way is "not yet"; only the new page's cell with the name is "done".
         try:
-            return "olga" in d.find_element(By.CSS_SELECTOR, f'tr[data-alarm="{alarm}"] td.ack').text
+            cells = d.find_elements(By.CSS_SELECTOR, f'tr[data-alarm="{alarm}"] td.ack')
+            return any("olga" in c.text for c in cells)
         except StaleElementReferenceException:
             return False
 
