@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from paho.mqtt import _packet
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -41,6 +40,10 @@ class SharedTableProperties(Properties):
 
 def install() -> bool:
     """Make paho's PUBLISH decoder use :class:`SharedTableProperties`; True if it does."""
+    try:
+        from paho.mqtt import _packet  # paho >= 2.2's decoder; private, so looked for, not assumed
+    except ImportError:
+        return False
     current: Any = getattr(_packet, "Properties", None)
     if current is Properties:
         _packet.Properties = SharedTableProperties  # type: ignore[attr-defined]
