@@ -256,26 +256,26 @@ class VBoard:
                     (self.wdt_ms,) = struct.unpack_from("<I", data, 4)
                     self._wdt_due = self.vms + self.wdt_ms
                 target = self.vms + dt
+                nxt = self._next_event()  # (nothing below moves it: computed once a step)
                 if self.console is not None:  # paced while a technician types (sim/console_pty.py)
-                    target = self.console.pace(self.vms, min(target, self._next_event(), until_ms))
+                    target = self.console.pace(self.vms, min(target, nxt, until_ms))
                 if kill_after >= 0:
                     proc.kill()
                     return "cut", 0
                 due = self._wdt_due
-                if due is not None and due < min(target, self._next_event(), until_ms) and (
-                        cut is None or cut > due):
+                if due is not None and due < min(target, nxt, until_ms) and (cut is None or cut > due):
                     return self._bite(proc, due)  # not fed in time: the board slept through it
-                if target >= until_ms and self._next_event() >= until_ms:
+                if target >= until_ms and nxt >= until_ms:
                     self.vms = until_ms
                     return "done", 0
-                if cut is not None and cut <= min(target, self._next_event()):
+                if cut is not None and cut <= min(target, nxt):
                     # the cut lands while the board works on what wakes it there
                     self.vms = max(self.vms, cut)
                     kill_after = self._rng.randrange(0, 6)
                     conn.sendall(self._reply(self.vms))
                     cut = None
                     continue
-                conn.sendall(self._reply(min(target, self._next_event())))
+                conn.sendall(self._reply(min(target, nxt)))
             elif kind == b"W":
                 self.writes.append(self.vms)
                 for ms, b in self.peer.uplink(self.vms, data):

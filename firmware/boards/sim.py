@@ -215,12 +215,13 @@ class Board:
         # sleep up to dt ms; returns early on an edge or link bytes. A feed
         # since the last message rides along (the host restarts the countdown
         # first): 1,440 messages a day fewer, at the same virtual time
+        # One write(2), header and all: the host wakes once per step
         w = self._wdt
         if w < 0:
             self._wdt = -w
-            self._send(_IDLE, struct.pack("<II", dt, -w))
+            self._s.write(struct.pack("<BHII", _IDLE, 8, dt, -w))
         else:
-            self._send(_IDLE, struct.pack("<I", dt))
+            self._s.write(struct.pack("<BHI", _IDLE, 4, dt))
         self._reply()
 
     # ---- watchdog, reset, power
@@ -277,5 +278,5 @@ class Board:
 
     def trace(self, el, t, v, q):
         # every reading committed to the queue, for the test's record
-        self._send(_TRACE, struct.pack("<BIiB", el, t, 0 if v is None else v, q))
+        self._s.write(struct.pack("<BHBIiB", _TRACE, 10, el, t, 0 if v is None else v, q))
 
