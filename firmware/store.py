@@ -111,9 +111,13 @@ class Store:
         # (copy-on-write), so a cut before that leaves the old state whole.
         # One metadata commit, where a temp file and a rename took three and
         # two lookups more (sim board, 30 days: 1,200 block reads a save by
-        # day 3, 250 now; less flash wear and awake time on a board too)
+        # day 3, 250 now; less flash wear and awake time on a board too).
+        # The text is made before the open: a MemoryError after it would
+        # close, and so commit, the file truncated (a failed write is not
+        # committed: littlefs skips the sync of a file that erred)
+        text = json.dumps(st)
         with open(self.root + "/state", "w") as f:
-            f.write(json.dumps(st))
+            f.write(text)
 
     @staticmethod
     def _crc_ok(b):
