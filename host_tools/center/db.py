@@ -178,6 +178,8 @@ class Database:
         with self.transaction():
             for s in statements:
                 self.execute(s)
+            if m.fill is not None:
+                m.fill(self)
             self.execute(
                 "INSERT INTO schema_version (version, applied, what) VALUES (?, ?, ?)",
                 (m.version, _now(), m.what),
@@ -203,7 +205,7 @@ class SqliteDB(Database):
             raise StoreError(f"{path}: its directory does not exist; create it or give another --db path")
         try:
             self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-            self.conn.execute("PRAGMA journal_mode=WAL")
+            _wal(self.conn)
             # FULL: a commit is on disk before it returns, so the broker's copy may be acked
             # (NORMAL in WAL mode can lose the last commits to a power cut)
             self.conn.execute("PRAGMA synchronous=FULL")
@@ -247,6 +249,23 @@ class SqliteDB(Database):
 
     def close(self) -> None:
         self.conn.close()
+
+
+def _wal(conn: sqlite3.Connection, patience_s: float = 30.0) -> None:
+    """Switch to WAL. On a new database another worker may be creating the schema: the
+    switch then fails with "database is locked" at once, whatever the busy timeout (seen
+    with four workers starting together), so it is tried again for a while."""
+    import time
+
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def connect(url: str) -> Database:

@@ -21,6 +21,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from . import rollup
+
 DIALECT_WORDS = {
     "sqlite": {"serial": "INTEGER PRIMARY KEY", "blob": "BLOB", "real": "REAL", "json": "TEXT"},
     "postgresql": {
@@ -43,6 +45,8 @@ class Migration:
     version: int
     what: str
     statements: Sequence[str]
+    fill: Callable[[Any], None] | None = None
+    """Run after ``statements`` with the database (a data step, e.g. filling a new table)."""
 
 
 _V1 = [
@@ -128,12 +132,18 @@ _V5 = [  # owner: dashboard (host_tools/dashboard/csrf.py, sessions.py): what ev
     "CREATE INDEX dashboard_login_failures_key ON dashboard_login_failures (key, at)",
 ]
 
+_V6 = [  # owner: center (host_tools/center/rollup.py): the station page's long spans
+    rollup.TABLE,
+    rollup.MARKS,
+]
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "the center's first tables", _V1),
     Migration(2, "receiver workers' counters (hydrolink center --status)", _V2),
     Migration(3, "dashboard users (argon2 hashes) and the dashboard's signing secret", _V3),
     Migration(4, "gaps: how many resend requests were made", _V4),
     Migration(5, "dashboard: spent form tokens and failed logins, shared by its processes", _V5),
+    Migration(6, "hourly rollups of the observations (filled from the readings stored)", _V6, rollup.setup),
 ]
 """Append only. ``statements`` use the dialect placeholders of :data:`DIALECT_WORDS`."""
 
