@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -73,7 +74,8 @@ def build_mpy(dest: Path, src: Path = FIRMWARE, *, modules: Iterable[str] | None
         mpy.parent.mkdir(parents=True, exist_ok=True)
         # compiled under another name and renamed when whole: an interrupted build leaves
         # no truncated .mpy that the mtime check above would then take as current
-        part = mpy.with_name(f".{mpy.name}.{os.getpid()}")
+        # (per process and thread: fleet runs in threads of one process may build at once)
+        part = mpy.with_name(f".{mpy.name}.{os.getpid()}.{threading.get_ident()}")
         proc = subprocess.run([tool("mpy-cross"), f"-march={arch}", "-o", str(part), "-s", str(rel), str(path)],
                               capture_output=True, text=True, check=False)
         if proc.returncode != 0:
