@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from . import actions, users, views
 from .csrf import Tokens
-from .database import StationsCache, Stores
+from .database import Rollups, StationsCache, Stores
 from .overview import OverviewCache
 from .sessions import LoginLimiter, Sessions
 from .web import Dashboard
@@ -55,6 +55,7 @@ def create_app(db_url: str, *, no_auth: bool = False, gateway_spool: str | None 
         secure_cookies=secure_cookies, gateway_spool=gateway_spool, registry=registry,
         clock=clock)
     dash.extra["overview"] = OverviewCache(stores, overview_ttl_s, clock)
+    dash.extra["rollups"] = dash.extra["overview"].rollups = Rollups()
     dash.extra["stations"] = StationsCache(stores, stations_ttl_s)
     routes = [
         Route("/", views.overview),

@@ -30,6 +30,7 @@ RAIN_H = 110           # height of the hyetograph band at the top
 MAX_BARS = 240
 STAGE_COLORS = {"action": "#d4a017", "warning": "#e67e22", "guarantee": "#c0392b",
                 "flood_limit": "#8e44ad"}
+_BIN_STEPS = (300, 600, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400)
 _TICK_STEPS = [3600 * h for h in (1, 2, 3, 6, 12, 24, 48, 120, 168)]
 
 Point = tuple[int, float | None]
@@ -146,19 +147,22 @@ def thin(points: Sequence[Point], start: int, end: int, columns: int) -> list[Po
 
 
 def bar_width(start: int, end: int, interval_s: int) -> int:
-    """Seconds per rain bar: a whole number of intervals, at most MAX_BARS bars."""
-    per = max(1, math.ceil((end - start) / max(1, interval_s) / MAX_BARS))
-    return per * max(1, interval_s)
+    """Seconds per rain bar: a round length (as ``hydrolink plot``), at most MAX_BARS bars;
+    whole hours from 7 days on, so the hourly rollup's totals fill them."""
+    span = max(end - start, interval_s)
+    return next((b for b in _BIN_STEPS if b >= interval_s and span / b <= MAX_BARS), 86400)
 
 
-def rain_bins(points: Sequence[Point], start: int, end: int, interval_s: int) -> tuple[int, list[tuple[int, float]]]:
-    """Rain summed into bins of a whole number of intervals, at most MAX_BARS of them."""
+def rain_bins(points: Sequence[Point], start: int, end: int, interval_s: int,
+              anchor: int | None = None) -> tuple[int, list[tuple[int, float]]]:
+    """Rain summed into bins of :func:`bar_width`, aligned on ``anchor`` (default ``start``)."""
     width = bar_width(start, end, interval_s)
+    origin = start if anchor is None else anchor
     sums: dict[int, float] = {}
     for t, v in points:
         if v is None:
             continue
-        b = start + (t - 1 - start) // width * width  # a value is the rain of the interval ending at t
+        b = origin + (t - 1 - origin) // width * width  # a value is the rain of the interval ending at t
         sums[b] = sums.get(b, 0.0) + v
     return width, sorted(sums.items())
 
@@ -250,9 +254,11 @@ def hydrograph_svg(level: Line | Sequence[Point], rain: Bars | Sequence[Point], 
         total = sum(v for _, v in bins)
         parts.append(f'<g class="series" data-series="rain" data-n="{bars.n}" '
                      f'data-total="{total:.1f}" data-bin-s="{width}">')
-        bar = f'{max(1.0, width * (x1 - x0) / span - 1):.1f}'
-        parts.extend(f'<rect x="{x(b):.1f}" y="{TOP}" width="{bar}" height="{mm * RAIN_H / rmax:.1f}" '
-                     f'fill="#3a9ad9"><title>{mm:.1f} mm</title></rect>' for b, mm in bins)
+        bar = max(1.0, width * (x1 - x0) / span - 1)
+        for b, mm in bins:  # a bin that began before the window is drawn from its start
+            left = max(x0, x(b))
+            parts.append(f'<rect x="{left:.1f}" y="{TOP}" width="{max(1.0, x(b) + bar - left):.1f}" '
+                         f'height="{mm * RAIN_H / rmax:.1f}" fill="#3a9ad9"><title>{mm:.1f} mm</title></rect>')
         parts.append("</g>")
         for r in rticks:
             parts.append(f'<text x="{x1 + 6}" y="{TOP + r * RAIN_H / rmax + 5:.1f}">{r:g}</text>')

@@ -19,6 +19,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from host_tools.center import rollup
 from host_tools.center.model import CenterAlarm, Obs, StationMeta
 from host_tools.center.store import Store, open_store
 
@@ -83,6 +84,34 @@ class StationsCache:
 
     def get(self, station: int) -> StationMeta | None:
         return self.all().get(station)
+
+
+class Rollups:
+    """Keeps the hourly rollup (:mod:`host_tools.center.rollup`) caught up for the long
+    spans: :meth:`catch_up` from the overview's background thread every few seconds, and
+    :meth:`fresh_for` before a long page, which catches up first if the station has
+    readings or revisions the rollup has not seen (a page shows what is stored)."""
+
+    ROUNDS = 20  # catch_up calls per run: a long backlog (a first start) is worked off in turns
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def catch_up(self, store: Store) -> None:
+        with self._lock:  # one at a time per process (catch_up itself is safe across processes)
+            for _ in range(self.ROUNDS):
+                if not rollup.catch_up(store.db):
+                    break
+
+    def fresh_for(self, store: Store, station: int) -> None:
+        rid = rollup.row_id(store.db)
+        mark = "(SELECT last FROM obs_hourly_marks WHERE name = '{}')"
+        rows = store.db.query(
+            f"SELECT (SELECT 1 FROM observations WHERE {rid} > {mark.format('observations')}"
+            f" AND +station = ? LIMIT 1), (SELECT 1 FROM revisions WHERE id > {mark.format('revisions')}"
+            " AND +station = ? LIMIT 1)", (station, station))  # (+: by the row ids, not the station's rows)
+        if rows[0][0] or rows[0][1]:
+            self.catch_up(store)
 
 
 class Periods:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from protocol.elements import BY_NAME
 
-from .database import Periods, StationFacts, StationsCache, Stores, overview_facts
+from .database import Periods, Rollups, StationFacts, StationsCache, Stores, overview_facts
 from .status import Facts, conditions, sort_key, stage_position
 from .timefmt import fmt_time, station_zone, zone
 
@@ -119,6 +119,7 @@ class OverviewCache:
         self.stores = stores
         self.ttl_s = ttl_s
         self.clock = clock
+        self.rollups: Rollups | None = None
         self._snap: Snapshot | None = None
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -208,6 +209,8 @@ class OverviewCache:
             try:
                 with self._lock:
                     self._compute()
+                if self.rollups is not None:  # the station pages' hourly rollup, between overviews
+                    self.rollups.catch_up(self.stores.get())
             except Exception as e:  # a database that went away: keep the last table, try again
                 logging.getLogger("hydrolink.dashboard").warning(
                     "overview refresh failed", extra={"fields": {"error": f"{type(e).__name__}: {e}"}})

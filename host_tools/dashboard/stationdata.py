@@ -9,6 +9,11 @@ pixel column the first, lowest, highest and last reading (what
 :func:`~host_tools.dashboard.charts.thin` keeps), so a 30-day page reads ~3,300 values,
 not 17,000. Rain comes summed into the chart's bins. No read grows with the history
 before the window (the primary keys (station, element, time) and (station, time, seq)).
+
+Spans of more than :data:`ROLLUP_SPAN` (7 d, 30 d) read whole hours from the hourly rollup
+(:mod:`host_tools.center.rollup`: 720 rows for 30 d instead of 8,640 readings an element)
+and only the part hours at the window's start and its newest :data:`RAW_HOURS` hours
+from the readings (the rollup may be a few seconds behind the newest readings).
 """
 
 from __future__ import annotations
@@ -19,16 +24,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from host_tools.center.model import CenterAlarm, Obs, StationMeta
+from host_tools.center.rain import rain_day_bounds, rain_day_of
+from host_tools.center.rollup import HOUR
 from host_tools.center.store import Store
 
 from .charts import COLUMNS, Bars, Line, Point, bar_width
 from .database import completeness, latest_many, station_elements
+from .timefmt import station_zone
 
 # Recorded every record interval, so their completeness is received / (span / interval);
 # battery and temperatures come with the hourly status and are not counted against it.
 INTERVAL_ELEMENTS = ("water_level", "rain", "discharge")
 
 _RANGE = "station = ? AND element = ? AND time >= ? AND time <= ?"
+ROLLUP_SPAN = 2 * 86400  # longer windows read whole hours from the hourly rollup
+RAW_HOURS = 2            # ... but the newest hours from the readings
 
 
 def _agg(store: Store, *cols: str) -> str:  # for packing inside a statement (packed: around it)
@@ -97,17 +107,93 @@ def level_line(store: Store, station: int, element: str, start: int, end: int,
     return Line(points, n, lo, hi, first, last)
 
 
-def rain_bars(store: Store, station: int, start: int, end: int, interval_s: int) -> Bars:
-    """Rain summed in SQL into the chart's bins (see :func:`~host_tools.dashboard.charts.rain_bins`)."""
+def rain_bars(store: Store, station: int, start: int, end: int, interval_s: int, anchor: int) -> Bars:
+    """Rain summed in SQL into the chart's bins (see :func:`~host_tools.dashboard.charts.bar_width`),
+    aligned on ``anchor`` (a rain-day start at or before ``start``, as ``hydrolink plot``)."""
     width = bar_width(start, end, interval_s)
     rows = store.db.query(
-        f"SELECT {_agg(store, 'b', 's', 'n')} FROM (SELECT CAST(? AS BIGINT) + (time - 1 - CAST(? AS BIGINT))"
-        " / CAST(? AS BIGINT) * CAST(? AS BIGINT) AS b, SUM(value) AS s, COUNT(value) AS n"
+        f"SELECT {_agg(store, 'b', 's', 'n', 'k')} FROM (SELECT CAST(? AS BIGINT) + (time - 1 - CAST(? AS BIGINT))"
+        " / CAST(? AS BIGINT) * CAST(? AS BIGINT) AS b, SUM(value) AS s, COUNT(value) AS n,"
+        " SUM(CASE WHEN time > ? THEN 1 ELSE 0 END) AS k"
         f" FROM observations WHERE {_RANGE} AND value IS NOT NULL GROUP BY b) x",
-        (start, start, width, width, station, "rain", start, end))
-    bins = sorted((int(b), float(s), int(n)) for b, s, n in _rows(rows[0][0]))
-    return Bars(width, [(b, s) for b, s, _ in bins], sum(n for _, _, n in bins),
-                sum(n for b, _, n in bins if b >= start))
+        (anchor, anchor, width, width, start, station, "rain", start, end))
+    bins = sorted((int(b), float(s), int(n), int(k)) for b, s, n, k in _rows(rows[0][0]))
+    return Bars(width, [(b, s) for b, s, _, _ in bins], sum(b[2] for b in bins), sum(b[3] for b in bins))
+
+
+def rain_anchor(meta: StationMeta, start: int) -> int:
+    """The start of the rain day holding ``start``: rain bins of an hour or more align on it."""
+    tz = station_zone(meta.timezone).key
+    return rain_day_bounds(rain_day_of(start, tz, meta.rain_day_start_hour), tz, meta.rain_day_start_hour)[0]
+
+
+@dataclass(frozen=True)
+class Hourly:
+    """An element over a long window: the readings of its part hours, the rollup's hours."""
+
+    head: list[Point]  # readings of [start, the first whole hour's start]
+    hours: list[list[Any]]  # hour, n, lo, hi, total, t0, v0, t1, v1, gap (see rollup.TABLE)
+    tail: list[Point]  # readings after the last rolled-up hour
+
+    def values(self, after: int) -> int:
+        """Values after ``after`` (completeness does not count one at the window's start)."""
+        return (sum(1 for t, v in self.head if v is not None and t > after) + sum(int(h[1]) for h in self.hours)
+                + sum(1 for _, v in self.tail if v is not None))
+
+
+def hourly(store: Store, station: int, element: str, start: int, end: int) -> Hourly:
+    """One statement: the rollup's whole hours inside the window, the readings around them."""
+    first = -(-start // HOUR) * HOUR  # the first whole hour starts here...
+    last = max(first, end // HOUR * HOUR - (RAW_HOURS - 1) * HOUR)  # ... the last ends here
+    raw = f"SELECT {_agg(store, 'time', 'value')} FROM observations WHERE {_RANGE}"
+    rows = store.db.query(
+        f"SELECT (SELECT {_agg(store, 'hour', 'n', 'lo', 'hi', 'total', 't0', 'v0', 't1', 'v1', 'gap')}"
+        " FROM obs_hourly WHERE station = ? AND element = ? AND hour > ? AND hour <= ?),"
+        f" ({raw}), ({raw.replace('time >= ?', 'time > ?')})",
+        (station, element, first, last, station, element, start, first, station, element, last, end))
+    hours, head, tail = (_rows(v) for v in rows[0])
+    return Hourly(sorted((int(t), v) for t, v in head), sorted(hours), sorted((int(t), v) for t, v in tail))
+
+
+def hourly_line(h: Hourly) -> Line:
+    """The level as drawn from hours: each hour's first, lowest, highest and last value (as
+    :func:`level_line` thins a pixel column), an hour with a missing value broken there."""
+    points: list[Point] = list(h.head)
+    raw = [v for _, v in (*h.head, *h.tail) if v is not None]
+    lo, hi, n = min(raw, default=None), max(raw, default=None), len(raw)
+    for _, cn, clo, chi, _, t0, v0, t1, v1, gap in h.hours:
+        n += int(cn)
+        if clo is not None:
+            lo = clo if lo is None else min(lo, clo)
+            hi = chi if hi is None else max(hi, chi)
+        if gap is not None:  # where the hour's values are around its gap is unknown: ends and a break
+            keep: list[Point] = sorted([(int(gap), None)] + ([(int(t0), v0), (int(t1), v1)] if cn else []),
+                                       key=lambda p: p[0])
+        else:
+            mid = (int(t0) + int(t1)) // 2
+            keep = [(int(t0), v0), *([(mid, clo), (mid, chi)] if v0 <= v1 else [(mid, chi), (mid, clo)]),
+                    (int(t1), v1)]
+        for p in keep:
+            if p[1] is None and points and points[-1][1] is None:
+                continue
+            if not points or p != points[-1]:
+                points.append(p)
+    points.extend(h.tail)
+    values = [v for _, v in points if v is not None]
+    return Line(points, n, lo, hi, values[0] if values else None, values[-1] if values else None)
+
+
+def hourly_bars(h: Hourly, start: int, end: int, interval_s: int, anchor: int) -> Bars:
+    """Rain in the chart's bins (whole hours for these spans) from the hours' totals and the
+    part hours' readings."""
+    width = bar_width(start, end, interval_s)
+    sums: dict[int, float] = {}
+    for t, v in [*h.head, *((int(r[0]), r[4]) for r in h.hours), *h.tail]:
+        if v is not None:
+            b = anchor + (t - 1 - anchor) // width * width
+            sums[b] = sums.get(b, 0.0) + v
+    n = h.values(start - 1)
+    return Bars(width, sorted(sums.items()), n, h.values(start))
 
 
 def status_points(store: Store, station: int, start: int, end: int,
@@ -146,16 +232,26 @@ class PageData:
 def read_page(store: Store, meta: StationMeta, start: int, end: int) -> PageData:
     """A station page's reads (what bench/dashboard.py times as the page's bare SQL)."""
     station, interval = meta.station, meta.record_interval_s
-    level = level_line(store, station, "water_level", start, end, COLUMNS, interval)
-    rain = rain_bars(store, station, start, end, interval)
+    anchor = rain_anchor(meta, start)
+    long = end - start > ROLLUP_SPAN and anchor % HOUR == 0  # (hour bins need whole-hour zones)
     elements = station_elements(store, meta)
+    counted: dict[str, int] = {}
+    if long:
+        h = hourly(store, station, "water_level", start, end)
+        level, counted["water_level"] = hourly_line(h), h.values(start)
+        rain = hourly_bars(hourly(store, station, "rain", start, end), start, end, interval, anchor)
+    else:
+        level = level_line(store, station, "water_level", start, end, COLUMNS, interval)
+        rain = rain_bars(store, station, start, end, interval, anchor)
+        counted["water_level"] = level.counted_after(start)
+    counted["rain"] = rain.counted
     comp = []
     for e in [e for e in elements if e in INTERVAL_ELEMENTS]:
         expected = max(0, (end - start) // max(1, interval))
-        if e == "water_level":
-            got = level.counted_after(start)
-        elif e == "rain":
-            got = rain.counted
+        if e in counted:
+            got = counted[e]
+        elif long:
+            got = hourly(store, station, e, start, end).values(start)
         else:
             got, expected = completeness(store, station, e, start, end, interval)
         comp.append((e, got, expected))

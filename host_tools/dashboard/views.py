@@ -13,7 +13,7 @@ from protocol.elements import BY_NAME, COMMAND_OPS, RESULT_CODES
 
 from . import stationdata as sd
 from .charts import hydrograph_svg, small_line_svg
-from .database import StationsCache
+from .database import Rollups, StationsCache
 from .overview import OverviewCache, fmt_value
 from .permissions import ACK, COMMAND, FLEET, VIEW, Refused, Resource, allowed
 from .status import LABEL_KEY
@@ -78,6 +78,9 @@ def _station_values(ctx: Ctx, station: int, span: str) -> dict[str, Any] | None:
     now = int(ctx.dash.clock())
     start = now - SPANS[span]
     tz = station_zone(meta.timezone)
+    if now - start > sd.ROLLUP_SPAN:
+        rollups: Rollups = ctx.dash.extra["rollups"]
+        rollups.fresh_for(store, station)
     d = sd.read_page(store, meta, start, now)
     chart = hydrograph_svg(d.level, d.rain, start, now, tz, meta.stages, meta.record_interval_s, ctx.t,
                            [(a.raised, a.kind) for a in d.center_alarms])

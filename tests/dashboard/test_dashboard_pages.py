@@ -141,6 +141,69 @@ def test_month_thinned_in_sql_keeps_what_the_store_has(db_url: str) -> None:
     assert re.search(rf'<td>水位</td><td class="num">{got}</td><td class="num">8640</td>', html)
 
 
+def _series(html: str, name: str) -> dict[str, str]:
+    g = re.search(rf'<g class="series" data-series="{name}" ([^>]*)>', html)
+    assert g
+    return dict(re.findall(r'data-([a-z-]+)="([^"]*)"', g.group(1)))
+
+
+def test_week_from_the_rollup_follows_late_readings_and_corrections(db_url: str) -> None:
+    """The 7-day page reads whole hours from the hourly rollup. A reading that arrives late
+    for an hour five days back, a person's correction three days back and a rain reading in
+    an old hour all show on the next page, as the store has them, though no background
+    catch-up ran in between (the page catches up the station first)."""
+    now = fleet.NOW + 30
+    start = now - 7 * 86400
+    times = range(fleet.NOW - 7 * 86400, fleet.NOW + 1, 300)
+    store = open_store(db_url)
+    try:
+        store.upsert_observations(as_rows({
+            "water_level": [(t, round(65.0 + 0.5 * math.sin(t / 40_000), 3), "good") for t in times],
+            "rain": [(t, 0.5 if (t // 3600) % 50 == 0 else 0.0, "good") for t in times]}, 1002, fleet.NOW))
+    finally:
+        store.close()
+    app = create_app(db_url, clock=Clock(now), overview_ttl_s=0.0)
+
+    def truth() -> tuple[list[float], float, int]:
+        store = open_store(db_url)
+        try:
+            level = [o.value for o in store.observations(1002, "water_level", start, now) if o.value is not None]
+            rain = [o.value for o in store.observations(1002, "rain", start, now) if o.value is not None]
+        finally:
+            store.close()
+        return level, round(sum(rain), 1), len(rain)
+
+    with TestClient(app, base_url="http://127.0.0.1:8080") as c:
+        assert login(c, "vic") == 303
+        before = c.get("/station/1002?span=7d").text
+        late, fixed = fleet.NOW - 5 * 86400 + 150, fleet.NOW - 3 * 86400 - 3600
+        store = open_store(db_url)
+        try:
+            assert not store.observations(1002, "water_level", late, late)  # (a time between readings)
+            store.upsert_observations([(1002, "water_level", late, 74.5, "good", float(now)),
+                                       (1002, "rain", late, 12.5, "good", float(now))])
+            old = store.observations(1002, "water_level", fixed, fixed)[0].value
+            assert old is not None
+            assert store.correct(1002, "water_level", fixed, 40.25, who="qc", why="test")
+        finally:
+            store.close()
+        after = c.get("/station/1002?span=7d").text
+    level, rain_total, rain_n = truth()
+    b, a = _series(before, "water_level"), _series(after, "water_level")
+    assert int(a["n"]) == int(b["n"]) + 1 == len(level)
+    assert (float(a["min"]), float(a["max"])) == (40.25, 74.5) == (min(level), max(level))
+    assert (float(a["first"]), float(a["last"])) == (level[0], level[-1])
+    r = _series(after, "rain")
+    assert (float(r["total"]), int(r["n"]), r["bin-s"]) == (rain_total, rain_n, "3600")
+    assert float(r["total"]) == round(float(_series(before, "rain")["total"]) + 12.5, 1)
+    # the line's highest and lowest points are where the new values map
+    at = after.index('data-series="water_level"')
+    chart = after[at:after.index("</g>", at)]
+    ys = [float(p.split(",")[1]) for line in re.findall(r'points="([^"]+)"', chart) for p in line.split()]
+    assert abs(min(ys) - float(a["ymin-px"])) < 0.11 and abs(max(ys) - float(a["ymax-px"])) < 0.11
+    assert len(ys) < 5 * 24 * 7  # hours' envelopes, not the 2,016 readings
+
+
 def test_chart_line_extremes_sit_where_the_data_maps() -> None:
     start = fleet.NOW - 86400
     level = [(t, fleet.level_at(1001, t)) for t in range(start + 300, fleet.NOW + 1, 300)]
