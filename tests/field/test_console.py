@@ -46,6 +46,7 @@ PROMPT = "hydrolink> "
 ASK = r"PIN \(digits\): "
 OUTAGE_MS = 3 * HOUR
 RATIO = 30.0  # virtual ms per wall ms while the console is in use
+HOLD_MS = 60_000  # virtual ms after the last key that pacing lasts (2 s of wall time)
 
 
 class Run:
@@ -77,7 +78,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[VBoard, obje
            "pin_hash": hashlib.pbkdf2_hmac("sha256", PIN.encode(), SALT, 1000).hex()}
     b, peer = station(tmp_path_factory.mktemp("console") / "s", days=1, config=cfg, heapsize=HEAP,
                       phases=[Phase(0, loss=1.0), Phase(OUTAGE_MS, loss=0.0)])
-    con = ConsolePty(ratio=RATIO, hold_ms=60_000, baud=115200)
+    con = ConsolePty(ratio=RATIO, hold_ms=HOLD_MS, baud=115200)
     b.console = con
     b.run(OUTAGE_MS - 40 * 60_000)  # 2 h 20 min, unpaced: nothing typed yet
     yield b, peer, con
@@ -151,10 +152,14 @@ def test_console_session_while_the_board_samples_and_reports(rig: tuple[VBoard, 
             p.expect(r"\d\d:\d\d:\d\d  level \d+\.\d{3} m above datum  rain \d+\.\d mm  battery")
         p.send("x")
         p.expect(PROMPT)
-        # ten virtual minutes in the session, at least (pacing: wall time x RATIO)
+        # ten virtual minutes in the session, at least (pacing: wall time x RATIO); while only
+        # status is typed, at 4 x RATIO with 4 x the hold: the same 2 s of wall time without a key
+        # before pacing ends (the session's idle timeout is 5 virtual min: 2.5 s of wall time here)
+        con.ratio, con.hold_ms = 4 * RATIO, 4 * HOLD_MS
         while b.vms < t_open + 10 * 60_000:
             assert "station 4242" in _cmd(p, "status")
             time.sleep(0.5)
+        con.ratio, con.hold_ms = RATIO, HOLD_MS
         # five wrong PINs lock writes for 15 min (a new session: unlocked no more)
         p.send("exit\r")
         p.expect("console closed")
