@@ -19,8 +19,7 @@ the pages and their floor read equally warm pages.
 The overview is computed once per ``ttl`` (2 s) for every viewer (single flight), so its
 p99 is that of serving the shared table, and the time one recomputation takes is printed
 too (it bounds how late a new reading shows up). Target: p99 <= 200 ms for the overview
-and the station page (24 h, what it opens with); 7 d and 30 d are reported with their
-floor (a month is 17,280 rows to read, whatever the page does with them).
+and the station page over 24 h, 7 d and 30 d (the long spans read the hourly rollup).
 
 The database (1,000 x 105,120 readings of rain and of water level, hourly status frames,
 some active alarms; about 17 GB) is generated once with one ``INSERT ... SELECT`` over a
@@ -286,11 +285,8 @@ def main() -> int:
     for page in ("overview", "station 24h", "station 7d", "station 30d"):
         p99, floor = pct(results[page], 99), pct(results[f"{page} floor"], 99)
         good = p99 <= TARGET_P99_S
-        if page in ("overview", "station 24h"):
-            ok &= good
-            verdict = f"target <= {TARGET_P99_S * 1000:.0f} ms: {'met' if good else 'MISSED'}"
-        else:
-            verdict = "no target"
+        ok &= good
+        verdict = f"target <= {TARGET_P99_S * 1000:.0f} ms: {'met' if good else 'MISSED'}"
         print(f"  {page}: p99 {p99 * 1000:.0f} ms ({verdict}), {p99 / floor:.2f} x its bare SQL's "
               f"p99 {floor * 1000:.0f} ms")
     return 0 if ok else 1
@@ -343,6 +339,9 @@ class DispatchRoom:
             written += [r[:3] for r in rows]
         # the cached database as it was (each row by its key)
         db.executemany("DELETE FROM observations WHERE station = ? AND element = ? AND time = ?", written)
+        db.execute("DELETE FROM obs_hourly WHERE hour > ?", (self.now,))  # what the dashboard rolled up
+        db.execute("UPDATE obs_hourly_marks SET last = (SELECT MAX(rowid) FROM observations)"
+                   " WHERE name = 'observations'")  # (SQLite hands the deleted rowids out again)
         db.close()
 
 

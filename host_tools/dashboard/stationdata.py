@@ -141,10 +141,15 @@ class Hourly:
                 + sum(1 for _, v in self.tail if v is not None))
 
 
+def _whole_hours(start: int, end: int) -> tuple[int, int]:
+    """Where the first whole hour of the window starts and the last rolled-up one ends."""
+    first = -(-start // HOUR) * HOUR
+    return first, max(first, end // HOUR * HOUR - (RAW_HOURS - 1) * HOUR)
+
+
 def hourly(store: Store, station: int, element: str, start: int, end: int) -> Hourly:
     """One statement: the rollup's whole hours inside the window, the readings around them."""
-    first = -(-start // HOUR) * HOUR  # the first whole hour starts here...
-    last = max(first, end // HOUR * HOUR - (RAW_HOURS - 1) * HOUR)  # ... the last ends here
+    first, last = _whole_hours(start, end)
     raw = f"SELECT {_agg(store, 'time', 'value')} FROM observations WHERE {_RANGE}"
     rows = store.db.query(
         f"SELECT (SELECT {_agg(store, 'hour', 'n', 'lo', 'hi', 'total', 't0', 'v0', 't1', 'v1', 'gap')}"
@@ -155,45 +160,69 @@ def hourly(store: Store, station: int, element: str, start: int, end: int) -> Ho
     return Hourly(sorted((int(t), v) for t, v in head), sorted(hours), sorted((int(t), v) for t, v in tail))
 
 
-def hourly_line(h: Hourly) -> Line:
+def hourly_line(h: Hourly, narrow: bool = False) -> Line:
     """The level as drawn from hours: each hour's first, lowest, highest and last value (as
-    :func:`level_line` thins a pixel column), an hour with a missing value broken there."""
+    :func:`level_line` thins a pixel column), only its lowest and highest where an hour is
+    ``narrow`` (under two pixels: 30 d), an hour with a missing value broken there."""
     points: list[Point] = list(h.head)
     raw = [v for _, v in (*h.head, *h.tail) if v is not None]
     lo, hi, n = min(raw, default=None), max(raw, default=None), len(raw)
+    first = next((v for _, v in h.head if v is not None), None)
+    last = next((v for _, v in reversed(h.tail) if v is not None), None)
     for _, cn, clo, chi, _, t0, v0, t1, v1, gap in h.hours:
-        n += int(cn)
-        if clo is not None:
-            lo = clo if lo is None else min(lo, clo)
-            hi = chi if hi is None else max(hi, chi)
+        if not cn:  # no value in the hour: a break
+            if points and points[-1][1] is not None:
+                points.append((int(gap), None))
+            continue
+        n += cn
+        lo = clo if lo is None or clo < lo else lo
+        hi = chi if hi is None or chi > hi else hi
+        first = v0 if first is None else first
         if gap is not None:  # where the hour's values are around its gap is unknown: ends and a break
-            keep: list[Point] = sorted([(int(gap), None)] + ([(int(t0), v0), (int(t1), v1)] if cn else []),
-                                       key=lambda p: p[0])
+            keep: list[Point] = sorted([(int(gap), None), (int(t0), v0), (int(t1), v1)], key=lambda p: p[0])
+        elif narrow:
+            mid = (t0 + t1) // 2
+            keep = [(mid, clo), (mid, chi)] if v0 <= v1 else [(mid, chi), (mid, clo)]
         else:
-            mid = (int(t0) + int(t1)) // 2
-            keep = [(int(t0), v0), *([(mid, clo), (mid, chi)] if v0 <= v1 else [(mid, chi), (mid, clo)]),
-                    (int(t1), v1)]
+            mid = (t0 + t1) // 2
+            keep = [(t0, v0), *([(mid, clo), (mid, chi)] if v0 <= v1 else [(mid, chi), (mid, clo)]), (t1, v1)]
         for p in keep:
             if p[1] is None and points and points[-1][1] is None:
                 continue
             if not points or p != points[-1]:
                 points.append(p)
+    if last is None:
+        last = next((r[8] for r in reversed(h.hours) if r[1]), None)
+        last = last if last is not None else next((v for _, v in reversed(h.head) if v is not None), None)
+    first = first if first is not None else next((v for _, v in h.tail if v is not None), None)
     points.extend(h.tail)
-    values = [v for _, v in points if v is not None]
-    return Line(points, n, lo, hi, values[0] if values else None, values[-1] if values else None)
+    return Line(points, n, lo, hi, first, last)
 
 
-def hourly_bars(h: Hourly, start: int, end: int, interval_s: int, anchor: int) -> Bars:
-    """Rain in the chart's bins (whole hours for these spans) from the hours' totals and the
-    part hours' readings."""
+def hourly_rain(store: Store, station: int, start: int, end: int, interval_s: int, anchor: int) -> Bars:
+    """Rain in the chart's bins (whole hours for these spans): the hours' totals summed into
+    them in SQL, the part hours' readings added here."""
     width = bar_width(start, end, interval_s)
-    sums: dict[int, float] = {}
-    for t, v in [*h.head, *((int(r[0]), r[4]) for r in h.hours), *h.tail]:
+    first, last = _whole_hours(start, end)
+    raw = f"SELECT {_agg(store, 'time', 'value')} FROM observations WHERE {_RANGE}"
+    rows = store.db.query(
+        f"SELECT (SELECT {_agg(store, 'b', 's', 'n')} FROM (SELECT CAST(? AS BIGINT) + (hour - 1 - CAST(? AS BIGINT))"
+        " / CAST(? AS BIGINT) * CAST(? AS BIGINT) AS b, SUM(total) AS s, SUM(n) AS n FROM obs_hourly"
+        " WHERE station = ? AND element = 'rain' AND hour > ? AND hour <= ? GROUP BY b) x),"
+        f" ({raw}), ({raw.replace('time >= ?', 'time > ?')})",
+        (anchor, anchor, width, width, station, first, last, station, "rain", start, first,
+         station, "rain", last, end))
+    binned, head, tail = (_rows(v) for v in rows[0])
+    sums = {int(b): float(v or 0.0) for b, v, _ in binned}
+    n = sum(int(k) for _, _, k in binned)
+    counted = n
+    for t, v in [*head, *tail]:
         if v is not None:
-            b = anchor + (t - 1 - anchor) // width * width
+            b = anchor + (int(t) - 1 - anchor) // width * width
             sums[b] = sums.get(b, 0.0) + v
-    n = h.values(start - 1)
-    return Bars(width, sorted(sums.items()), n, h.values(start))
+            n += 1
+            counted += int(t) > start
+    return Bars(width, sorted(sums.items()), n, counted)
 
 
 def status_points(store: Store, station: int, start: int, end: int,
@@ -238,8 +267,9 @@ def read_page(store: Store, meta: StationMeta, start: int, end: int) -> PageData
     counted: dict[str, int] = {}
     if long:
         h = hourly(store, station, "water_level", start, end)
-        level, counted["water_level"] = hourly_line(h), h.values(start)
-        rain = hourly_bars(hourly(store, station, "rain", start, end), start, end, interval, anchor)
+        level = hourly_line(h, narrow=(end - start) / HOUR > COLUMNS / 2)
+        counted["water_level"] = h.values(start)
+        rain = hourly_rain(store, station, start, end, interval, anchor)
     else:
         level = level_line(store, station, "water_level", start, end, COLUMNS, interval)
         rain = rain_bars(store, station, start, end, interval, anchor)
