@@ -436,7 +436,11 @@ def test_disk_filled_by_another_program_recovers_without_an_operator(
     run(together(*(resilient_station(st, lambda: gw.port, 1000, retry=0.3, deadline=120)
                    for st in stations)), timeout=150)
     assert (small_disk / "filler").stat().st_size == filled  # nobody freed anything
-    assert sum("released the spool's reserve" in ln for ln in gw.log) == 1
+    # released at least once; taken again only when the disk had room (a WAL checkpoint can
+    # give back megabytes), so releases and retakes alternate; a few, not a thrash
+    released = sum("released the spool's reserve" in ln for ln in gw.log)
+    retaken = sum("spool reserve held" in ln for ln in gw.log)
+    assert 1 <= released <= 3 and released - retaken in (0, 1), (released, retaken)
     _all_acked_at_the_center(gw, stations, sub, 6000)
 
 
