@@ -45,6 +45,10 @@ the values; ``t0``/``v0`` and ``t1``/``v1``: the first and the last reading with
 MARKS = "CREATE TABLE obs_hourly_marks (name TEXT PRIMARY KEY, last BIGINT NOT NULL)"
 """How far :func:`catch_up` has read: ``observations`` (row id) and ``revisions`` (id)."""
 
+CAP = "1e300"
+"""Each value is summed as at most this large: a sum of doubles near the largest overflows
+(PostgreSQL raises, SQLite stores inf), and one such reading would stop every catch-up."""
+
 COLUMNS = "station, element, hour, stored, n, lo, hi, total, t0, v0, t1, v1, gap"
 
 # the hours' aggregates from their rows (``k``: the hours), then the first and last values
@@ -52,7 +56,8 @@ COLUMNS = "station, element, hour, stored, n, lo, hi, total, t0, v0, t1, v1, gap
 _AGGREGATE = (
     "c AS (SELECT k.station AS station, k.element AS element, k.hour AS hour,"
     " COUNT(o.time) AS stored, COUNT(o.value) AS n, MIN(o.value) AS lo, MAX(o.value) AS hi,"
-    " SUM(o.value) AS total, MIN(CASE WHEN o.value IS NOT NULL THEN o.time END) AS t0,"
+    f" SUM(CASE WHEN o.value > {CAP} THEN {CAP} WHEN o.value < -{CAP} THEN -{CAP} ELSE o.value END) AS total,"
+    " MIN(CASE WHEN o.value IS NOT NULL THEN o.time END) AS t0,"
     " MAX(CASE WHEN o.value IS NOT NULL THEN o.time END) AS t1,"
     " MIN(CASE WHEN o.value IS NULL THEN o.time END) AS gap"
     " FROM k JOIN observations o ON o.station = k.station AND o.element = k.element"
@@ -74,7 +79,7 @@ def hour_of(t: int) -> int:
 
 def hours_of(rows: Iterable[Sequence[Any]]) -> set[tuple[int, str, int]]:
     """The (station, element, hour) of each (station, element, time, ...) row."""
-    return {(r[0], r[1], -(-r[2] // HOUR) * HOUR) for r in rows}
+    return {(r[0], r[1], hour_of(r[2])) for r in rows}
 
 
 def refresh(db: Database, hours: Iterable[tuple[int, str, int]]) -> None:

@@ -124,3 +124,21 @@ def test_postgres_catch_up_waits_for_a_writer_in_flight(postgres: Any) -> None:
     finally:
         for s in (slow, fast, up):
             s.close()
+
+
+def test_extreme_values_do_not_stop_the_catch_up(store: Store) -> None:
+    """Twelve readings of the largest double in one hour: their sum overflows (PostgreSQL
+    raises, SQLite gives inf). One such reading must not stop the rollup of everything
+    stored after it; the hour keeps its exact count and extremes, its total is capped."""
+    big = 1.7976931348623157e308
+    store.upsert_observations([(9, "rain", T0 + 300 * i, big, "good", 1.0) for i in range(1, 13)]
+                              + [(9, "rain", T0 + 3600 + 300 * i, -big, "good", 1.0) for i in range(1, 13)]
+                              + [(9, "rain", T0 + 7200 + 300, 5e-324, "good", 1.0)])
+    assert rollup.catch_up(store.db) == 25
+    got = stored(store)
+    assert got[(9, "rain", T0 + 3600)][:4] == (12, 12, big, big)
+    assert got[(9, "rain", T0 + 7200)][:4] == (12, 12, -big, -big)
+    assert got[(9, "rain", T0 + 10800)][:5] == (1, 1, 5e-324, 5e-324, 0.0)
+    totals = [got[(9, "rain", T0 + 3600)][4], got[(9, "rain", T0 + 7200)][4]]
+    assert totals[0] is not None and totals[1] is not None
+    assert 1e300 < totals[0] < float("inf") and -float("inf") < totals[1] < -1e300
