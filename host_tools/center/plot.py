@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from host_tools.center.rain import rain_day_bounds, rain_day_of
+from host_tools.center.rain import bin_anchor, bin_width
 from host_tools.center.series import Gap, Row, grid
 from host_tools.center.views import (
     ViewError,
@@ -46,7 +46,6 @@ STAGE_STYLE = {
     "guarantee": ("#c00000", "guarantee"),
     "flood_limit": ("#7a1fa2", "flood limit"),
 }
-_BIN_STEPS = (300, 600, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400)
 MAX_BARS = 400
 CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans CJK JP", "WenQuanYi Micro Hei", "WenQuanYi Zen Hei",
              "Source Han Sans SC", "Droid Sans Fallback")
@@ -76,8 +75,7 @@ def rain_bins(rain: Sequence[Row], interval: int, start: int, end: int,
     Returns:
         (bin length in seconds, [(bin start, mm)]) for bins with rain.
     """
-    span = max(end - start, interval)
-    width = next((b for b in _BIN_STEPS if b >= interval and span / b <= MAX_BARS), 86400)
+    width = bin_width(end - start, interval, MAX_BARS)
     sums: dict[int, float] = {}
     for r in rain:
         v = r[1]
@@ -276,7 +274,7 @@ def load_panel(store: Any, station: int, start: int, end: int) -> Panel:
     for sa in store.alarms_received(station, start, end):
         (cleared if sa.state in ("cleared", "normal", "inactive") else raised).append(float(sa.time))
     tz, hour = meta.timezone or "UTC", meta.rain_day_start_hour
-    anchor = rain_day_bounds(rain_day_of(start, tz, hour), tz, hour)[0]
+    anchor = bin_anchor(start, tz, hour)
     return Panel(station, meta.name, iv, level, rain, dict(meta.stages), raised, cleared, g, anchor)
 
 

@@ -173,6 +173,21 @@ def rain_day_bounds(day: dt.date, tz: str, start_hour: int = 8) -> tuple[int, in
     return int(a.timestamp()), int(b.timestamp())
 
 
+BIN_STEPS = (300, 600, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400)
+
+
+def bin_width(span_s: int, interval_s: int, most: int) -> int:
+    """Seconds per rain bar of a chart over ``span_s``: the shortest round length (at least
+    the record interval) that makes at most ``most`` bars; a day at the longest."""
+    span = max(span_s, interval_s)
+    return next((b for b in BIN_STEPS if b >= interval_s and span / b <= most), 86400)
+
+
+def bin_anchor(t: int, tz: str, start_hour: int = 8) -> int:
+    """The start of the rain day holding ``t``: rain bars of an hour or more align on it."""
+    return rain_day_bounds(rain_day_of(t, tz, start_hour), tz, start_hour)[0]
+
+
 def rain_day_of(t: int, tz: str, start_hour: int = 8) -> dt.date:
     """The label of the rain day holding the reading stamped ``t`` (interval end)."""
     local = dt.datetime.fromtimestamp(t - 1, zoneinfo.ZoneInfo(tz))

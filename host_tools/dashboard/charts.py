@@ -22,6 +22,8 @@ from datetime import datetime, timedelta
 from html import escape
 from zoneinfo import ZoneInfo
 
+from host_tools.center.rain import bin_width
+
 from .timefmt import zone
 
 W, H = 960, 440
@@ -30,7 +32,6 @@ RAIN_H = 110           # height of the hyetograph band at the top
 MAX_BARS = 240
 STAGE_COLORS = {"action": "#d4a017", "warning": "#e67e22", "guarantee": "#c0392b",
                 "flood_limit": "#8e44ad"}
-_BIN_STEPS = (300, 600, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400)
 _TICK_STEPS = [3600 * h for h in (1, 2, 3, 6, 12, 24, 48, 120, 168)]
 
 Point = tuple[int, float | None]
@@ -149,20 +150,17 @@ def thin(points: Sequence[Point], start: int, end: int, columns: int) -> list[Po
 def bar_width(start: int, end: int, interval_s: int) -> int:
     """Seconds per rain bar: a round length (as ``hydrolink plot``), at most MAX_BARS bars;
     whole hours from 7 days on, so the hourly rollup's totals fill them."""
-    span = max(end - start, interval_s)
-    return next((b for b in _BIN_STEPS if b >= interval_s and span / b <= MAX_BARS), 86400)
+    return bin_width(end - start, interval_s, MAX_BARS)
 
 
-def rain_bins(points: Sequence[Point], start: int, end: int, interval_s: int,
-              anchor: int | None = None) -> tuple[int, list[tuple[int, float]]]:
-    """Rain summed into bins of :func:`bar_width`, aligned on ``anchor`` (default ``start``)."""
+def rain_bins(points: Sequence[Point], start: int, end: int, interval_s: int) -> tuple[int, list[tuple[int, float]]]:
+    """Rain summed into bins of :func:`bar_width`, aligned on ``start``."""
     width = bar_width(start, end, interval_s)
-    origin = start if anchor is None else anchor
     sums: dict[int, float] = {}
     for t, v in points:
         if v is None:
             continue
-        b = origin + (t - 1 - origin) // width * width  # a value is the rain of the interval ending at t
+        b = start + (t - 1 - start) // width * width  # a value is the rain of the interval ending at t
         sums[b] = sums.get(b, 0.0) + v
     return width, sorted(sums.items())
 

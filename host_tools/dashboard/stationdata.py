@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from host_tools.center.model import CenterAlarm, Obs, StationMeta
-from host_tools.center.rain import rain_day_bounds, rain_day_of
+from host_tools.center.rain import bin_anchor
 from host_tools.center.rollup import HOUR
 from host_tools.center.store import Store
 
@@ -122,9 +122,15 @@ def rain_bars(store: Store, station: int, start: int, end: int, interval_s: int,
 
 
 def rain_anchor(meta: StationMeta, start: int) -> int:
-    """The start of the rain day holding ``start``: rain bins of an hour or more align on it."""
-    tz = station_zone(meta.timezone).key
-    return rain_day_bounds(rain_day_of(start, tz, meta.rain_day_start_hour), tz, meta.rain_day_start_hour)[0]
+    """The start of the rain day holding ``start``, in the station's zone."""
+    return bin_anchor(start, station_zone(meta.timezone).key, meta.rain_day_start_hour)
+
+
+def uses_rollup(meta: StationMeta, start: int, end: int) -> bool:
+    """Whether the page over ``(start, end]`` reads whole hours from the hourly rollup: longer
+    than :data:`ROLLUP_SPAN`, in a zone whose rain days start on a whole hour (its bars are
+    whole hours)."""
+    return end - start > ROLLUP_SPAN and rain_anchor(meta, start) % HOUR == 0
 
 
 @dataclass(frozen=True)
@@ -147,56 +153,59 @@ def _whole_hours(start: int, end: int) -> tuple[int, int]:
     return first, max(first, end // HOUR * HOUR - (RAW_HOURS - 1) * HOUR)
 
 
+def _edges(store: Store, station: int, element: str, start: int, end: int) -> tuple[str, list[Any]]:
+    """Two subselects (and their parameters): the readings of ``[start, first]`` and of
+    ``(last, end]``, around the whole hours ``(first, last]`` that the rollup has."""
+    first, last = _whole_hours(start, end)
+    raw = f"(SELECT {_agg(store, 'time', 'value')} FROM observations WHERE {_RANGE})"
+    return f"{raw}, {raw.replace('time >= ?', 'time > ?')}", [station, element, start, first,
+                                                               station, element, last, end]
+
+
+def _points(rows: Any) -> list[Point]:
+    return sorted((int(t), v) for t, v in _rows(rows))
+
+
 def hourly(store: Store, station: int, element: str, start: int, end: int) -> Hourly:
     """One statement: the rollup's whole hours inside the window, the readings around them."""
     first, last = _whole_hours(start, end)
-    raw = f"SELECT {_agg(store, 'time', 'value')} FROM observations WHERE {_RANGE}"
+    edges, params = _edges(store, station, element, start, end)
     rows = store.db.query(
         f"SELECT (SELECT {_agg(store, 'hour', 'n', 'lo', 'hi', 'total', 't0', 'v0', 't1', 'v1', 'gap')}"
-        " FROM obs_hourly WHERE station = ? AND element = ? AND hour > ? AND hour <= ?),"
-        f" ({raw}), ({raw.replace('time >= ?', 'time > ?')})",
-        (station, element, first, last, station, element, start, first, station, element, last, end))
-    hours, head, tail = (_rows(v) for v in rows[0])
-    return Hourly(sorted((int(t), v) for t, v in head), sorted(hours), sorted((int(t), v) for t, v in tail))
+        f" FROM obs_hourly WHERE station = ? AND element = ? AND hour > ? AND hour <= ?), {edges}",
+        (station, element, first, last, *params))
+    hours, head, tail = rows[0]
+    return Hourly(_points(head), sorted(_rows(hours)), _points(tail))
 
 
 def hourly_line(h: Hourly, narrow: bool = False) -> Line:
     """The level as drawn from hours: each hour's first, lowest, highest and last value (as
     :func:`level_line` thins a pixel column), only its lowest and highest where an hour is
     ``narrow`` (under two pixels: 30 d), an hour with a missing value broken there."""
+    head = [v for _, v in h.head if v is not None]
+    tail = [v for _, v in h.tail if v is not None]
+    valued = [r for r in h.hours if r[1]]
+    lows, highs = [*head, *tail, *(r[2] for r in valued)], [*head, *tail, *(r[3] for r in valued)]
+    # the series' first and last values, in time order: the head's, the hours', the tail's
+    firsts = [*head[:1], *(r[6] for r in valued[:1]), *tail[:1]]
+    lasts = [*head[-1:], *(r[8] for r in valued[-1:]), *tail[-1:]]
     points: list[Point] = list(h.head)
-    raw = [v for _, v in (*h.head, *h.tail) if v is not None]
-    lo, hi, n = min(raw, default=None), max(raw, default=None), len(raw)
-    first = next((v for _, v in h.head if v is not None), None)
-    last = next((v for _, v in reversed(h.tail) if v is not None), None)
     for _, cn, clo, chi, _, t0, v0, t1, v1, gap in h.hours:
         if not cn:  # no value in the hour: a break
-            if points and points[-1][1] is not None:
-                points.append((int(gap), None))
-            continue
-        n += cn
-        lo = clo if lo is None or clo < lo else lo
-        hi = chi if hi is None or chi > hi else hi
-        first = v0 if first is None else first
-        if gap is not None:  # where the hour's values are around its gap is unknown: ends and a break
-            keep: list[Point] = sorted([(int(gap), None), (int(t0), v0), (int(t1), v1)], key=lambda p: p[0])
-        elif narrow:
-            mid = (t0 + t1) // 2
-            keep = [(mid, clo), (mid, chi)] if v0 <= v1 else [(mid, chi), (mid, clo)]
+            keep: list[Point] = [(int(gap), None)]
+        elif gap is not None:  # where the hour's values are around its gap is unknown: ends and a break
+            keep = sorted([(int(gap), None), (int(t0), v0), (int(t1), v1)], key=lambda p: p[0])
         else:
             mid = (t0 + t1) // 2
-            keep = [(t0, v0), *([(mid, clo), (mid, chi)] if v0 <= v1 else [(mid, chi), (mid, clo)]), (t1, v1)]
-        for p in keep:
-            if p[1] is None and points and points[-1][1] is None:
+            inner: list[Point] = [(mid, clo), (mid, chi)] if v0 <= v1 else [(mid, chi), (mid, clo)]
+            keep = inner if narrow else [(t0, v0), *inner, (t1, v1)]
+        for p in keep:  # no repeated point, no break twice or first
+            if p[1] is None and (not points or points[-1][1] is None) or (points and p == points[-1]):
                 continue
-            if not points or p != points[-1]:
-                points.append(p)
-    if last is None:
-        last = next((r[8] for r in reversed(h.hours) if r[1]), None)
-        last = last if last is not None else next((v for _, v in reversed(h.head) if v is not None), None)
-    first = first if first is not None else next((v for _, v in h.tail if v is not None), None)
+            points.append(p)
     points.extend(h.tail)
-    return Line(points, n, lo, hi, first, last)
+    return Line(points, len(head) + sum(int(r[1]) for r in valued) + len(tail), min(lows, default=None),
+                max(highs, default=None), firsts[0] if firsts else None, lasts[-1] if lasts else None)
 
 
 def hourly_rain(store: Store, station: int, start: int, end: int, interval_s: int, anchor: int) -> Bars:
@@ -204,24 +213,21 @@ def hourly_rain(store: Store, station: int, start: int, end: int, interval_s: in
     them in SQL, the part hours' readings added here."""
     width = bar_width(start, end, interval_s)
     first, last = _whole_hours(start, end)
-    raw = f"SELECT {_agg(store, 'time', 'value')} FROM observations WHERE {_RANGE}"
+    edges, params = _edges(store, station, "rain", start, end)
     rows = store.db.query(
         f"SELECT (SELECT {_agg(store, 'b', 's', 'n')} FROM (SELECT CAST(? AS BIGINT) + (hour - 1 - CAST(? AS BIGINT))"
         " / CAST(? AS BIGINT) * CAST(? AS BIGINT) AS b, SUM(total) AS s, SUM(n) AS n FROM obs_hourly"
-        " WHERE station = ? AND element = 'rain' AND hour > ? AND hour <= ? GROUP BY b) x),"
-        f" ({raw}), ({raw.replace('time >= ?', 'time > ?')})",
-        (anchor, anchor, width, width, station, first, last, station, "rain", start, first,
-         station, "rain", last, end))
-    binned, head, tail = (_rows(v) for v in rows[0])
-    sums = {int(b): float(v or 0.0) for b, v, _ in binned}
-    n = sum(int(k) for _, _, k in binned)
-    counted = n
-    for t, v in [*head, *tail]:
+        " WHERE station = ? AND element = 'rain' AND hour > ? AND hour <= ? GROUP BY b) x), " + edges,
+        (anchor, anchor, width, width, station, first, last, *params))
+    binned, head, tail = rows[0]
+    sums = {int(b): float(v or 0.0) for b, v, _ in _rows(binned)}
+    n = counted = sum(int(k) for _, _, k in _rows(binned))
+    for t, v in [*_points(head), *_points(tail)]:
         if v is not None:
-            b = anchor + (int(t) - 1 - anchor) // width * width
+            b = anchor + (t - 1 - anchor) // width * width
             sums[b] = sums.get(b, 0.0) + v
             n += 1
-            counted += int(t) > start
+            counted += t > start
     return Bars(width, sorted(sums.items()), n, counted)
 
 
@@ -262,7 +268,7 @@ def read_page(store: Store, meta: StationMeta, start: int, end: int) -> PageData
     """A station page's reads (what bench/dashboard.py times as the page's bare SQL)."""
     station, interval = meta.station, meta.record_interval_s
     anchor = rain_anchor(meta, start)
-    long = end - start > ROLLUP_SPAN and anchor % HOUR == 0  # (hour bins need whole-hour zones)
+    long = uses_rollup(meta, start, end)
     elements = station_elements(store, meta)
     counted: dict[str, int] = {}
     if long:

@@ -78,7 +78,7 @@ def _station_values(ctx: Ctx, station: int, span: str) -> dict[str, Any] | None:
     now = int(ctx.dash.clock())
     start = now - SPANS[span]
     tz = station_zone(meta.timezone)
-    if now - start > sd.ROLLUP_SPAN:
+    if sd.uses_rollup(meta, start, now):
         rollups: Rollups = ctx.dash.extra["rollups"]
         rollups.fresh_for(store, station)
     d = sd.read_page(store, meta, start, now)
