@@ -222,5 +222,10 @@ class OverviewCache:
             self._wake.set()
 
     def close(self) -> None:
+        """Stop the background thread and wait for it: the app closes the stores next, and a
+        connection closed under a statement another thread is running can crash sqlite3."""
         self._stop = True
         self._wake.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(60)
