@@ -36,12 +36,15 @@ _TICK_STEPS = [3600 * h for h in (1, 2, 3, 6, 12, 24, 48, 120, 168)]
 
 Point = tuple[int, float | None]
 COLUMNS = W - LEFT - RIGHT  # the plot's pixel columns
+SMALL_W, SMALL_LEFT, SMALL_RIGHT = 460, 56, 10  # the battery and clock charts
+SMALL_COLUMNS = (SMALL_W - SMALL_LEFT - SMALL_RIGHT) // 8  # ... keep the extremes of every 8 px
 
 
 @dataclass(frozen=True)
 class Line:
     """The level as drawn: ``points`` already thinned to the plot's columns (gaps as None),
-    and what the series carries: how many values, lowest, highest, first and last."""
+    or ``runs`` as :func:`data_runs` makes them (the station page builds the hours' part in
+    SQL), and what the series carries: how many values, lowest, highest, first and last."""
 
     points: Sequence[Point]
     n: int
@@ -49,6 +52,7 @@ class Line:
     hi: float | None
     first: float | None
     last: float | None
+    runs: Sequence[str] | None = None  # the line already as data coordinates (see data_runs)
 
     @classmethod
     def of(cls, points: Sequence[Point]) -> Line:
@@ -147,6 +151,17 @@ def thin(points: Sequence[Point], start: int, end: int, columns: int) -> list[Po
     return out
 
 
+def data_text(points: Sequence[Point], start: int) -> str:
+    """Points as the line's data coordinates, ``seconds-after-start,value`` separated by
+    spaces, a missing value as ``|`` (the chart's transform maps them to pixels)."""
+    return " ".join("|" if v is None else f"{t - start},{v}" for t, v in points)
+
+
+def data_runs(text: str) -> list[str]:
+    """The unbroken runs of :func:`data_text` (one polyline each)."""
+    return [r for r in (piece.strip() for piece in text.split("|")) if r]
+
+
 def bar_width(start: int, end: int, interval_s: int) -> int:
     """Seconds per rain bar: a round length (as ``hydrolink plot``), at most MAX_BARS bars;
     whole hours from 7 days on, so the hourly rollup's totals fill them."""
@@ -221,23 +236,18 @@ def hydrograph_svg(level: Line | Sequence[Point], rain: Bars | Sequence[Point], 
                          f'y1="{y(sv):.1f}" y2="{y(sv):.1f}" stroke="{color}" stroke-width="2" '
                          f'stroke-dasharray="8 5"/><text x="{x1 - 4}" y="{y(sv) - 4:.1f}" '
                          f'text-anchor="end" fill="{color}">{escape(t("stage_" + name))} {sv:g}</text>')
-        runs: list[list[str]] = [[]]
-        ax, ay = (x1 - x0) / span, -(y_bottom - y_top) / (vhi - vlo)  # x(ts), y(v), inlined
-        bx, by = x0 - start * ax, y_bottom - vlo * ay
-        for ts, v in thin(line.points, start, end, x1 - x0):
-            if v is None:
-                if runs[-1]:
-                    runs.append([])
-                continue
-            runs[-1].append(f"{bx + ts * ax:.1f},{by + v * ay:.1f}")
+        # the line in data coordinates (seconds after start, value), mapped by the group's
+        # transform: the long spans' points come formatted from SQL, none formatted here
+        runs = line.runs if line.runs is not None else data_runs(
+            data_text(thin(line.points, start, end, x1 - x0), start))
+        ay = -(y_bottom - y_top) / (vhi - vlo)
         parts.append(f'<g class="series" data-series="water_level" data-n="{line.n}" '
                      f'data-min="{line.lo:.3f}" data-max="{line.hi:.3f}" '
                      f'data-first="{line.first or 0.0:.3f}" data-last="{line.last or 0.0:.3f}" '
-                     f'data-ymin-px="{y(line.hi):.1f}" data-ymax-px="{y(line.lo):.1f}">')
-        for run in runs:
-            if run:
-                parts.append(f'<polyline fill="none" stroke="#1f5fbf" stroke-width="2.5" '
-                             f'points="{" ".join(run)}"/>')
+                     f'data-ymin-px="{y(line.hi):.1f}" data-ymax-px="{y(line.lo):.1f}" '
+                     f'transform="matrix({(x1 - x0) / span!r} 0 0 {ay!r} {x0} {y_bottom - vlo * ay!r})">')
+        parts.extend(f'<polyline fill="none" stroke="#1f5fbf" stroke-width="2.5" '
+                     f'vector-effect="non-scaling-stroke" points="{run}"/>' for run in runs)
         parts.append("</g>")
     else:
         parts.append(f'<text x="{(x0 + x1) / 2}" y="{(y_top + y_bottom) / 2}" '
@@ -273,9 +283,10 @@ def hydrograph_svg(level: Line | Sequence[Point], rain: Bars | Sequence[Point], 
 
 
 def small_line_svg(points: Sequence[Point], start: int, end: int, tz: ZoneInfo, label: str,
-                   unit: str, series: str) -> str:
-    """A small line chart (battery, clock offset) with its extremes labelled."""
-    w, h, left, right, top, bottom = 460, 160, 56, 10, 24, 30
+                   unit: str, series: str, n: int | None = None) -> str:
+    """A small line chart (battery, clock offset) with its extremes labelled; ``n``: the
+    values that ``points`` stand for, if they were thinned already."""
+    w, h, left, right, top, bottom = SMALL_W, 160, SMALL_LEFT, SMALL_RIGHT, 24, 30
     vals = [v for _, v in points if v is not None]
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" class="small" '
              f'font-size="13" font-family="sans-serif" role="img" aria-label="{escape(label)}">',
@@ -296,10 +307,10 @@ def small_line_svg(points: Sequence[Point], start: int, end: int, tz: ZoneInfo, 
 
         ax, ay = (w - left - right) / span, -(h - top - bottom) / (hi - lo)
         bx, by = left - start * ax, h - bottom - lo * ay
-        # (a month of hourly frames is 720 points on 394 pixels: the extremes of every 2 px)
-        drawn = thin([p for p in points if p[1] is not None], start, end, (w - left - right) // 8)
+        # (a month of hourly frames is 720 points on 394 pixels: the extremes of every 8 px)
+        drawn = thin([p for p in points if p[1] is not None], start, end, SMALL_COLUMNS)
         pts = " ".join(f"{bx + ts * ax:.1f},{by + v * ay:.1f}" for ts, v in drawn if v is not None)
-        parts.append(f'<polyline data-series="{escape(series)}" data-n="{len(vals)}" fill="none" '
+        parts.append(f'<polyline data-series="{escape(series)}" data-n="{len(vals) if n is None else n}" fill="none" '
                      f'stroke="#2d7d46" stroke-width="2" points="{pts}"/>'
                      f'<text x="{left - 4}" y="{y(hi) + 4:.1f}" text-anchor="end">{hi:g}</text>'
                      f'<text x="{left - 4}" y="{y(lo) + 4:.1f}" text-anchor="end">{lo:g}</text>')

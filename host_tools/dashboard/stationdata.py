@@ -28,7 +28,7 @@ from host_tools.center.rain import bin_anchor
 from host_tools.center.rollup import HOUR
 from host_tools.center.store import Store
 
-from .charts import COLUMNS, Bars, Line, Point, bar_width
+from .charts import COLUMNS, SMALL_COLUMNS, Bars, Line, Point, bar_width, data_runs, data_text
 from .database import completeness, latest_many, station_elements
 from .timefmt import station_zone
 
@@ -133,20 +133,6 @@ def uses_rollup(meta: StationMeta, start: int, end: int) -> bool:
     return end - start > ROLLUP_SPAN and rain_anchor(meta, start) % HOUR == 0
 
 
-@dataclass(frozen=True)
-class Hourly:
-    """An element over a long window: the readings of its part hours, the rollup's hours."""
-
-    head: list[Point]  # readings of [start, the first whole hour's start]
-    hours: list[list[Any]]  # hour, n, lo, hi, total, t0, v0, t1, v1, gap (see rollup.TABLE)
-    tail: list[Point]  # readings after the last rolled-up hour
-
-    def values(self, after: int) -> int:
-        """Values after ``after`` (completeness does not count one at the window's start)."""
-        return (sum(1 for t, v in self.head if v is not None and t > after) + sum(int(h[1]) for h in self.hours)
-                + sum(1 for _, v in self.tail if v is not None))
-
-
 def _whole_hours(start: int, end: int) -> tuple[int, int]:
     """Where the first whole hour of the window starts and the last rolled-up one ends."""
     first = -(-start // HOUR) * HOUR
@@ -166,46 +152,79 @@ def _points(rows: Any) -> list[Point]:
     return sorted((int(t), v) for t, v in _rows(rows))
 
 
-def hourly(store: Store, station: int, element: str, start: int, end: int) -> Hourly:
-    """One statement: the rollup's whole hours inside the window, the readings around them."""
+def _xy(t: str, v: str) -> str:
+    """SQL for a point in the chart's data coordinates (see charts.data_text)."""
+    return f"CAST({t} - w.s AS TEXT) || ',' || CAST({v} AS TEXT)"
+
+
+# An hour as the chart draws it (charts.thin keeps the same of a pixel column): its first,
+# lowest, highest and last value, the extremes in the order the hour went (only they where
+# an hour is under two pixels wide: 30 d); an hour with a missing value: its first and last
+# value and a break where the gap is; an hour without values: a break.
+_MID = "(t0 + t1) / 2"
+_HOUR_POINTS = (
+    "CASE WHEN n = 0 THEN '|'"
+    f" WHEN gap < t0 THEN '| ' || {_xy('t0', 'v0')} || ' ' || {_xy('t1', 'v1')}"
+    f" WHEN gap > t1 THEN {_xy('t0', 'v0')} || ' ' || {_xy('t1', 'v1')} || ' |'"
+    f" WHEN gap IS NOT NULL THEN {_xy('t0', 'v0')} || ' | ' || {_xy('t1', 'v1')}"
+    f" ELSE CASE WHEN w.wide = 1 THEN {_xy('t0', 'v0')} || ' ' ELSE '' END"
+    f" || CASE WHEN v0 <= v1 THEN {_xy(_MID, 'lo')} || ' ' || {_xy(_MID, 'hi')}"
+    f" ELSE {_xy(_MID, 'hi')} || ' ' || {_xy(_MID, 'lo')} END"
+    f" || CASE WHEN w.wide = 1 THEN ' ' || {_xy('t1', 'v1')} ELSE '' END END")
+
+
+def _joined(store: Store, expr: str, order: str) -> str:
+    """An aggregate joining ``expr`` with spaces in ``order`` (SQLite: in its subquery's
+    order, which an aggregate over a subquery with ORDER BY keeps)."""
+    if store.dialect == "sqlite":
+        return f"group_concat({expr}, ' ')"
+    return f"string_agg({expr}, ' ' ORDER BY {order})"
+
+
+def hourly_level(store: Store, station: int, element: str, start: int, end: int,
+                 narrow: bool) -> tuple[Line, int]:
+    """The level over a long window, and its values after ``start`` (completeness), in one
+    statement: the whole hours from the rollup, already as the chart's data coordinates
+    (formatted by SQLite, which does not hold Python's lock: 1,440 points of a 30-day page
+    cost Python nothing), and the readings of the part hours around them."""
     first, last = _whole_hours(start, end)
     edges, params = _edges(store, station, element, start, end)
     rows = store.db.query(
-        f"SELECT (SELECT {_agg(store, 'hour', 'n', 'lo', 'hi', 'total', 't0', 'v0', 't1', 'v1', 'gap')}"
-        f" FROM obs_hourly WHERE station = ? AND element = ? AND hour > ? AND hour <= ?), {edges}",
-        (station, element, first, last, *params))
-    hours, head, tail = rows[0]
-    return Hourly(_points(head), sorted(_rows(hours)), _points(tail))
+        "WITH w (s, wide) AS (SELECT CAST(? AS BIGINT), CAST(? AS INTEGER)),"
+        f" a AS (SELECT SUM(n) AS n, MIN(lo) AS lo, MAX(hi) AS hi, {_joined(store, 'f', 'hour')} AS f,"
+        " MIN(CASE WHEN n > 0 THEN hour END) AS h0, MAX(CASE WHEN n > 0 THEN hour END) AS h1"
+        f" FROM (SELECT hour, n, lo, hi, {_HOUR_POINTS} AS f FROM obs_hourly, w"
+        " WHERE station = ? AND element = ? AND hour > ? AND hour <= ? ORDER BY hour) x)"
+        " SELECT a.n, a.lo, a.hi, (SELECT v0 FROM obs_hourly WHERE station = ? AND element = ? AND hour = a.h0),"
+        " (SELECT v1 FROM obs_hourly WHERE station = ? AND element = ? AND hour = a.h1), a.f,"
+        f" {edges} FROM a",
+        (start, 0 if narrow else 1, station, element, first, last, station, element, station, element,
+         *params))
+    n, lo, hi, v0, v1, hours, head_rows, tail_rows = rows[0]
+    head, tail = _points(head_rows), _points(tail_rows)
+    before = [v for _, v in head if v is not None]
+    after = [v for _, v in tail if v is not None]
+    ends = [*before, *after]
+    lows, highs = [*ends, *([lo] if lo is not None else [])], [*ends, *([hi] if hi is not None else [])]
+    values = [*before[:1], *([v0] if v0 is not None else []), *after[:1]]
+    lasts = [*before[-1:], *([v1] if v1 is not None else []), *after[-1:]]
+    text = " ".join((data_text(head, start), hours or "", data_text(tail, start)))
+    total = len(ends) + int(n or 0)
+    at_start = bool(head) and head[0][0] == start and head[0][1] is not None
+    line = Line([], total, min(lows, default=None), max(highs, default=None),
+                values[0] if values else None, lasts[-1] if lasts else None, data_runs(text))
+    return line, total - int(at_start)
 
 
-def hourly_line(h: Hourly, narrow: bool = False) -> Line:
-    """The level as drawn from hours: each hour's first, lowest, highest and last value (as
-    :func:`level_line` thins a pixel column), only its lowest and highest where an hour is
-    ``narrow`` (under two pixels: 30 d), an hour with a missing value broken there."""
-    head = [v for _, v in h.head if v is not None]
-    tail = [v for _, v in h.tail if v is not None]
-    valued = [r for r in h.hours if r[1]]
-    lows, highs = [*head, *tail, *(r[2] for r in valued)], [*head, *tail, *(r[3] for r in valued)]
-    # the series' first and last values, in time order: the head's, the hours', the tail's
-    firsts = [*head[:1], *(r[6] for r in valued[:1]), *tail[:1]]
-    lasts = [*head[-1:], *(r[8] for r in valued[-1:]), *tail[-1:]]
-    points: list[Point] = list(h.head)
-    for _, cn, clo, chi, _, t0, v0, t1, v1, gap in h.hours:
-        if not cn:  # no value in the hour: a break
-            keep: list[Point] = [(int(gap), None)]
-        elif gap is not None:  # where the hour's values are around its gap is unknown: ends and a break
-            keep = sorted([(int(gap), None), (int(t0), v0), (int(t1), v1)], key=lambda p: p[0])
-        else:
-            mid = (t0 + t1) // 2
-            inner: list[Point] = [(mid, clo), (mid, chi)] if v0 <= v1 else [(mid, chi), (mid, clo)]
-            keep = inner if narrow else [(t0, v0), *inner, (t1, v1)]
-        for p in keep:  # no repeated point, no break twice or first
-            if p[1] is None and (not points or points[-1][1] is None) or (points and p == points[-1]):
-                continue
-            points.append(p)
-    points.extend(h.tail)
-    return Line(points, len(head) + sum(int(r[1]) for r in valued) + len(tail), min(lows, default=None),
-                max(highs, default=None), firsts[0] if firsts else None, lasts[-1] if lasts else None)
+def hourly_count(store: Store, station: int, element: str, start: int, end: int) -> int:
+    """The values of ``(start, end]``: the rollup's whole hours and the part hours' readings."""
+    first, last = _whole_hours(start, end)
+    rows = store.db.query(
+        "SELECT (SELECT SUM(n) FROM obs_hourly WHERE station = ? AND element = ? AND hour > ? AND hour <= ?),"
+        f" (SELECT COUNT(value) FROM observations WHERE {_RANGE.replace('time >= ?', 'time > ?')}),"
+        f" (SELECT COUNT(value) FROM observations WHERE {_RANGE.replace('time >= ?', 'time > ?')})",
+        (station, element, first, last, station, element, start, first, station, element, last, end))
+    return sum(int(v or 0) for v in rows[0])
 
 
 def hourly_rain(store: Store, station: int, start: int, end: int, interval_s: int, anchor: int) -> Bars:
@@ -231,13 +250,44 @@ def hourly_rain(store: Store, station: int, start: int, end: int, interval_s: in
     return Bars(width, sorted(sums.items()), n, counted)
 
 
-def status_points(store: Store, station: int, start: int, end: int,
-                  ) -> list[tuple[int, float | None, float | None]]:
-    """(time, battery V, clock offset s) of each status frame in range, by time and seq."""
+@dataclass(frozen=True)
+class Small:
+    """A small chart's series: its points thinned to the chart's columns, how many values."""
+
+    points: list[Point]
+    n: int
+
+
+def _envelope(columns: list[tuple[int, int, int, Any, Any]]) -> Small:
+    """Each column's lowest and highest value at its first and last time, the extreme
+    nearer the previous point first (the column's own order is not read)."""
+    points: list[Point] = []
+    for t0, t1, _, lo, hi in columns:
+        if lo is None:
+            continue
+        if lo == hi:
+            points.append((t0, lo))
+            continue
+        prev = points[-1][1] if points else lo
+        first, second = (hi, lo) if abs(hi - prev) < abs(lo - prev) else (lo, hi)
+        points += [(t0, first), (t1, second)]
+    return Small(points, sum(c[2] for c in columns))
+
+
+def status_series(store: Store, station: int, start: int, end: int) -> tuple[Small, Small]:
+    """Battery voltage and clock offset of the status frames in range, per column of the
+    small charts their lowest and highest (summarised in SQL: a month of hourly frames is
+    720 rows, the chart 49 columns)."""
     rows = store.db.query(
-        f"SELECT {_agg(store, 'time', 'seq', 'battery_v', 'clock_offset_s')} FROM status"
-        " WHERE station = ? AND time >= ? AND time <= ?", (station, start, end))
-    return [(int(t), b, c) for t, _, b, c in sorted(_rows(rows[0][0]), key=lambda r: (r[0], r[1]))]
+        f"SELECT {_agg(store, 't0', 't1', 'nb', 'blo', 'bhi', 'nc', 'clo', 'chi')} FROM (SELECT"
+        " (time - CAST(? AS BIGINT)) * CAST(? AS BIGINT) / CAST(? AS BIGINT) AS col, MIN(time) AS t0,"
+        " MAX(time) AS t1, COUNT(battery_v) AS nb, MIN(battery_v) AS blo, MAX(battery_v) AS bhi,"
+        " COUNT(clock_offset_s) AS nc, MIN(clock_offset_s) AS clo, MAX(clock_offset_s) AS chi"
+        " FROM status WHERE station = ? AND time >= ? AND time <= ? GROUP BY col) x",
+        (start, SMALL_COLUMNS, max(1, end - start), station, start, end))
+    cols = sorted((int(r[0]), int(r[1]), *r[2:]) for r in _rows(rows[0][0]))
+    return (_envelope([(t0, t1, nb, blo, bhi) for t0, t1, nb, blo, bhi, *_ in cols]),
+            _envelope([(t0, t1, nc, clo, chi) for t0, t1, _, _, _, nc, clo, chi in cols]))
 
 
 def newest(store: Store, table: str, station: int, start: int, end: int, cols: str,
@@ -257,8 +307,8 @@ class PageData:
     rain: Bars
     center_alarms: list[CenterAlarm]
     completeness: list[tuple[str, int, int]]  # (element, received, expected)
-    battery: list[Point]
-    clock: list[Point]
+    battery: Small
+    clock: Small
     latest: dict[str, Obs]
     events: Sequence[tuple[Any, ...]]          # station, time, kind, key, received, payload
     station_alarms: Sequence[tuple[Any, ...]]  # time, kind, state, value, threshold, unit, seq
@@ -272,9 +322,8 @@ def read_page(store: Store, meta: StationMeta, start: int, end: int) -> PageData
     elements = station_elements(store, meta)
     counted: dict[str, int] = {}
     if long:
-        h = hourly(store, station, "water_level", start, end)
-        level = hourly_line(h, narrow=(end - start) / HOUR > COLUMNS / 2)
-        counted["water_level"] = h.values(start)
+        level, counted["water_level"] = hourly_level(store, station, "water_level", start, end,
+                                                     narrow=(end - start) / HOUR > COLUMNS / 2)
         rain = hourly_rain(store, station, start, end, interval, anchor)
     else:
         level = level_line(store, station, "water_level", start, end, COLUMNS, interval)
@@ -287,19 +336,18 @@ def read_page(store: Store, meta: StationMeta, start: int, end: int) -> PageData
         if e in counted:
             got = counted[e]
         elif long:
-            got = hourly(store, station, e, start, end).values(start)
+            got = hourly_count(store, station, e, start, end)
         else:
             got, expected = completeness(store, station, e, start, end, interval)
         comp.append((e, got, expected))
-    status = status_points(store, station, start, end)
-    battery: list[Point] = [(ts, b) for ts, b, _ in status]
-    if not any(v is not None for _, v in battery):
-        battery = raw_points(store, station, "battery_voltage", start, end)
+    battery, clock = status_series(store, station, start, end)
+    if not battery.n:  # a station that reports its battery as a reading
+        volts = [p for p in raw_points(store, station, "battery_voltage", start, end) if p[1] is not None]
+        battery = Small(volts, len(volts))
     # the newest reading of each element by index seeks (store.latest groups the whole history)
     latest = {e: obs for (_, e), (obs, _) in latest_many(store, [(station, e) for e in elements]).items()}
     return PageData(
-        level, rain, store.center_alarms(station, start), comp, battery,
-        [(ts, c) for ts, _, c in status], latest,
+        level, rain, store.center_alarms(station, start), comp, battery, clock, latest,
         newest(store, "events", station, start, end, "station, time, kind, key, received, payload",
                "time DESC, key DESC"),
         newest(store, "station_alarms", station, start, end,

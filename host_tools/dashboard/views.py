@@ -97,8 +97,10 @@ def _station_values(ctx: Ctx, station: int, span: str) -> dict[str, Any] | None:
         "zone": zone(tz, now), "completeness": comp,
         "latest": [(e, fmt_value(e, o.value), BY_NAME[e].unit if e in BY_NAME else "", o.quality,
                     fmt_time(o.time, tz)) for e, o in sorted(latest.items())],
-        "battery_svg": small_line_svg(battery, start, now, tz, ctx.t("battery"), "V", "battery"),
-        "clock_svg": small_line_svg(clock, start, now, tz, ctx.t("clock_offset"), "s", "clock_offset"),
+        "battery_svg": small_line_svg(battery.points, start, now, tz, ctx.t("battery"), "V", "battery",
+                                      battery.n),
+        "clock_svg": small_line_svg(clock.points, start, now, tz, ctx.t("clock_offset"), "s", "clock_offset",
+                                    clock.n),
         "events": events, "station_alarms": station_alarms, "alarms": alarms,
         "commands": _commands(ctx, station, tz),
     }

@@ -97,6 +97,16 @@ def test_station_page_chart_is_the_stored_series(db_url: str) -> None:
     assert "7天" in week and "2016" in week              # 7 d: 2,016 expected readings
 
 
+def line_pixels(chart: str) -> list[list[tuple[float, float]]]:
+    """The level's polylines in pixels: their data coordinates through the series' transform."""
+    m = re.search(r'data-series="water_level"[^>]*transform="matrix\(([^)]*)\)"', chart)
+    assert m
+    a, b, c, d, e, f = map(float, m.group(1).split())
+    assert b == c == 0
+    return [[(e + a * float(x), f + d * float(y)) for x, y in (p.split(",") for p in line.split())]
+            for line in re.findall(r'points="([^"]+)"', chart)]
+
+
 def test_month_thinned_in_sql_keeps_what_the_store_has(db_url: str) -> None:
     """30 days of 5-minute level (8,640 readings, a fault gap, a one-reading spike): the
     page reads them thinned per pixel column in SQL; the chart still carries the store's
@@ -130,8 +140,8 @@ def test_month_thinned_in_sql_keeps_what_the_store_has(db_url: str) -> None:
     assert (float(attrs["min"]), float(attrs["max"])) == (round(min(values), 3), 69.875)
     assert (float(attrs["first"]), float(attrs["last"])) == (values[0], values[-1])
     chart = html[html.index('data-series="water_level"'):html.index("</g>", html.index('data-series="water_level"'))]
-    lines = re.findall(r'points="([^"]+)"', chart)
-    ys = [float(p.split(",")[1]) for line in lines for p in line.split()]
+    lines = line_pixels(chart)
+    ys = [y for line in lines for _, y in line]
     assert len(lines) == 2 and len(ys) <= 4 * COLUMNS  # the gap breaks it; thinned
     assert abs(min(ys) - float(attrs["ymin-px"])) < 0.11 and abs(max(ys) - float(attrs["ymax-px"])) < 0.11
     r = re.search(r'data-series="rain" data-n="(\d+)" data-total="([\d.]+)"', html)
@@ -199,7 +209,7 @@ def test_week_from_the_rollup_follows_late_readings_and_corrections(db_url: str)
     # the line's highest and lowest points are where the new values map
     at = after.index('data-series="water_level"')
     chart = after[at:after.index("</g>", at)]
-    ys = [float(p.split(",")[1]) for line in re.findall(r'points="([^"]+)"', chart) for p in line.split()]
+    ys = [y for line in line_pixels(chart) for _, y in line]
     assert abs(min(ys) - float(a["ymin-px"])) < 0.11 and abs(max(ys) - float(a["ymax-px"])) < 0.11
     assert len(ys) < 5 * 24 * 7  # hours' envelopes, not the 2,016 readings
 
@@ -225,7 +235,7 @@ def test_chart_line_extremes_sit_where_the_data_maps() -> None:
     level = [(t, fleet.level_at(1001, t)) for t in range(start + 300, fleet.NOW + 1, 300)]
     svg = hydrograph_svg(level, [], start, fleet.NOW, station_zone("Asia/Shanghai"), {"flood_limit": 70.0},
                          300, translator("en"))
-    ys = [float(p.split(",")[1]) for line in re.findall(r'points="([^"]+)"', svg) for p in line.split()]
+    ys = [y for line in line_pixels(svg) for _, y in line]
     attrs = dict(re.findall(r'data-([a-z-]+)="([^"]*)"', svg))
     assert abs(min(ys) - float(attrs["ymin-px"])) < 0.11 and abs(max(ys) - float(attrs["ymax-px"])) < 0.11
     assert "flood-limit level 70" in svg
