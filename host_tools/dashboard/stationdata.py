@@ -193,7 +193,7 @@ def hourly_level(store: Store, station: int, element: str, start: int, end: int,
         "WITH w (s, wide) AS (SELECT CAST(? AS BIGINT), CAST(? AS INTEGER)),"
         f" a AS (SELECT SUM(n) AS n, MIN(lo) AS lo, MAX(hi) AS hi, {_joined(store, 'f', 'hour')} AS f,"
         " MIN(CASE WHEN n > 0 THEN hour END) AS h0, MAX(CASE WHEN n > 0 THEN hour END) AS h1"
-        f" FROM (SELECT hour, n, lo, hi, {_HOUR_POINTS} AS f FROM obs_hourly, w"
+        f" FROM (SELECT hour, n, lo, hi, {_HOUR_POINTS} AS f FROM obs_hourly CROSS JOIN w"
         " WHERE station = ? AND element = ? AND hour > ? AND hour <= ? ORDER BY hour) x)"
         " SELECT a.n, a.lo, a.hi, (SELECT v0 FROM obs_hourly WHERE station = ? AND element = ? AND hour = a.h0),"
         " (SELECT v1 FROM obs_hourly WHERE station = ? AND element = ? AND hour = a.h1), a.f,"
