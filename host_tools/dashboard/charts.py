@@ -262,11 +262,13 @@ def hydrograph_svg(level: Line | Sequence[Point], rain: Bars | Sequence[Point], 
         total = sum(v for _, v in bins)
         parts.append(f'<g class="series" data-series="rain" data-n="{bars.n}" '
                      f'data-total="{total:.1f}" data-bin-s="{width}">')
-        bar = max(1.0, width * (x1 - x0) / span - 1)
+        k, high = (x1 - x0) / span, RAIN_H / rmax
+        bar = max(1.0, width * k - 1)
         for b, mm in bins:  # a bin that began before the window is drawn from its start
-            left = max(x0, x(b))
-            parts.append(f'<rect x="{left:.1f}" y="{TOP}" width="{max(1.0, x(b) + bar - left):.1f}" '
-                         f'height="{mm * RAIN_H / rmax:.1f}" fill="#3a9ad9"><title>{mm:.1f} mm</title></rect>')
+            xb = x0 + (b - start) * k
+            left = xb if xb > x0 else x0
+            parts.append(f'<rect x="{left:.1f}" y="{TOP}" width="{max(1.0, xb + bar - left):.1f}" '
+                         f'height="{mm * high:.1f}" fill="#3a9ad9"><title>{mm:.1f} mm</title></rect>')
         parts.append("</g>")
         for r in rticks:
             parts.append(f'<text x="{x1 + 6}" y="{TOP + r * RAIN_H / rmax + 5:.1f}">{r:g}</text>')

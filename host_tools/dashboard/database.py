@@ -12,12 +12,13 @@ its history (the store has no index on ``received``).
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from host_tools.center import rollup
 from host_tools.center.model import CenterAlarm, Obs, StationMeta
@@ -169,7 +170,7 @@ def packed(store: Store, cols: Sequence[str], rest: str, params: Sequence[Any] =
     if store.dialect != "sqlite":
         return [list(r) for r in store.db.query(f"{with_} SELECT {', '.join(cols)} {rest}", params)]
     rows = store.db.query(f"{with_} SELECT json_group_array(json_array({', '.join(cols)})) {rest}", params)
-    out: list[list[Any]] = json.loads(rows[0][0]) if rows and rows[0][0] else []
+    out: list[list[Any]] = orjson.loads(rows[0][0]) if rows and rows[0][0] else []
     return out
 
 

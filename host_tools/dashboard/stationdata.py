@@ -18,10 +18,11 @@ from the readings (the rollup may be a few seconds behind the newest readings).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from host_tools.center.model import CenterAlarm, Obs, StationMeta
 from host_tools.center.rain import bin_anchor
@@ -50,7 +51,7 @@ def _agg(store: Store, *cols: str) -> str:  # for packing inside a statement (pa
 def _rows(value: Any) -> list[list[Any]]:
     if value is None:
         return []
-    out: list[list[Any]] = json.loads(value) if isinstance(value, str) else value
+    out: list[list[Any]] = orjson.loads(value) if isinstance(value, str) else value
     return out
 
 
